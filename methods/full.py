@@ -1,0 +1,18 @@
+"""Full fine-tuning: every encoder weight and a new linear head train on the labelled sample.
+
+Defaults (see `benchmark.finetune.FineTune`): AdamW at 5e-5 with 10% linear warm-up and weight decay 0.01
+(Devlin et al. 2019; the Transformers Trainer recipe), batch 16 (the SetFit paper's fine-tuning baseline),
+dropout 0.1 on the pooled vector (BERT's head). Budget rule: epochs = clamp(ceil(100 / steps per epoch), 2, 50),
+so 8 per class gets 50 epochs of one step, 64 per class 13 epochs (104 steps), the whole pool 2 epochs.
+"""
+
+from dataclasses import dataclass
+
+from benchmark.finetune import FineTune
+from benchmark.registry import register
+
+
+@register("full")
+@dataclass
+class Full(FineTune):
+    """Full fine-tuning of the encoder and a new linear head."""

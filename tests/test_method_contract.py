@@ -1,0 +1,43 @@
+"""Every registered method, presets included, honours the contract on a tiny random BERT: fit, then predict
+valid label ids for every test example; the record is complete; the same seed gives the same predictions."""
+
+import pytest
+
+from benchmark import registry
+from benchmark.runner import Plan, run_cell
+
+METHODS = sorted(registry.available())
+
+
+@pytest.fixture(scope="module")
+def task(tmp_path_factory):
+    from conftest import synthetic_rows, write_csv
+
+    from benchmark.data import load_task
+
+    return load_task(str(write_csv(tmp_path_factory.mktemp("data") / "d.csv", synthetic_rows(12, seed=2))))
+
+
+def small_overrides(spec) -> dict:
+    """Keep every method's loop short on the tiny model; the contract does not depend on training length."""
+    fields = spec.defaults()
+    return {
+        k: v for k, v in {"max_epochs": 2, "min_steps": 2, "num_iterations": 2, "mlm_epochs": 1}.items() if k in fields
+    }
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_method_contract(name, task, tiny_spec, tmp_path):
+    spec = registry.available()[name]
+    plan = Plan(task, tiny_spec, {name: spec}, {name: small_overrides(spec)}, [4], [0], cache_dir=tmp_path / "cache")
+    (cell,) = plan.cells
+    first, trace = run_cell(plan, cell, plan.feature_store())
+    assert first["status"] == "ok", trace
+    assert len(first["predictions"]) == len(task.test)
+    assert set(first["predictions"]) <= set(range(task.num_labels))
+    assert 0 < first["trainable_params"] <= first["total_params"]
+    assert first["n_train"] == 8 and first["train_seconds"] >= 0 and first["predict_seconds"] >= 0
+    assert first["peak_rss_mb"] > 0 and {"accuracy", "macro_f1"} <= set(first["metrics"])
+    assert isinstance(first["params"]["resolved"], dict)
+    second, _ = run_cell(plan, cell, plan.feature_store())
+    assert second["predictions"] == first["predictions"] and second["metrics"] == first["metrics"]

@@ -1,0 +1,282 @@
+"""Runs that never waste the user's hours: resume, failure isolation, interrupts, kills, locks, determinism."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from benchmark import registry
+from benchmark.cli import main
+from benchmark.finetune import FineTune
+from benchmark.store import RunFolder
+
+
+def records_of(folder):
+    return [json.loads(line) for line in (folder / "records.jsonl").read_text().splitlines() if line.strip()]
+
+
+def comparable(records):
+    """What must be identical between two runs of the same cells: everything but timings and memory."""
+    keep = ("cell", "method", "shots", "seed", "status", "metrics", "predictions", "params", "n_train")
+    return sorted(tuple(json.dumps(r[k], sort_keys=True) for k in keep) for r in records)
+
+
+@pytest.fixture()
+def args(tiny_csv, tiny_model, tmp_path):
+    return [
+        "--dataset",
+        str(tiny_csv),
+        "--model",
+        str(tiny_model),
+        "--out",
+        str(tmp_path / "run"),
+        "--shots",
+        "4,8",
+        "--seeds",
+        "2",
+    ]
+
+
+@pytest.fixture()
+def throwaway():
+    names = []
+
+    def add(name, cls):
+        names.append(name)
+        registry.register(name)(cls)
+
+    yield add
+    for name in names:
+        registry.unregister(name)
+
+
+@dataclass
+class FailsOnSeedOne:
+    """Raises on seed 1, otherwise predicts the majority label."""
+
+    def fit(self, train, ctx):
+        if ctx.seed == 1:
+            raise RuntimeError("deliberate failure on seed 1")
+        self.label = int(np.bincount(train.labels).argmax())
+        return {"trainable_params": 1, "total_params": 1}
+
+    def predict(self, texts):
+        return np.full(len(texts), self.label)
+
+
+@dataclass
+class NanLoss(FineTune):
+    """Fine-tuning whose head weights are NaN: the loss is NaN at the first step."""
+
+    def prepare(self, model, ctx):
+        import torch
+
+        with torch.no_grad():
+            model.head.weight.fill_(float("nan"))
+
+
+@dataclass
+class OutOfMemory:
+    def fit(self, train, ctx):
+        import torch
+
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+    def predict(self, texts):
+        raise AssertionError("unreachable")
+
+
+def test_a_failing_cell_becomes_a_failed_record_and_the_grid_goes_on(args, tmp_path, throwaway, capsys):
+    throwaway("flaky", FailsOnSeedOne)
+    code = main(args + ["--methods", "flaky,logreg"])
+    out = capsys.readouterr().out
+    assert code == 1
+    records = records_of(tmp_path / "run")
+    assert len(records) == 8
+    failed = [r for r in records if r["status"] == "failed"]
+    assert {(r["method"], r["seed"]) for r in failed} == {("flaky", 1)}
+    assert failed[0]["error"] == {"type": "RuntimeError", "message": "deliberate failure on seed 1"}
+    assert failed[0]["metrics"] == {}
+    assert "deliberate failure" in (tmp_path / "run" / "errors.log").read_text()
+    assert "Traceback" in (tmp_path / "run" / "errors.log").read_text()
+    assert "2 of 8 cells failed (RuntimeError)" in out
+    assert "1 ok, 1 failed" in (tmp_path / "run" / "leaderboard.md").read_text()
+
+
+def test_nan_loss_and_out_of_memory_fail_their_cells_only(args, tmp_path, throwaway):
+    throwaway("nan-loss", NanLoss)
+    throwaway("oom", OutOfMemory)
+    assert main(args + ["--methods", "nan-loss,oom,logreg", "--shots", "4", "--seeds", "1"]) == 1
+    by_method = {r["method"]: r for r in records_of(tmp_path / "run")}
+    assert by_method["nan-loss"]["error"]["type"] == "NonFiniteLossError"
+    assert by_method["oom"]["error"]["type"] == "OutOfMemoryError"
+    assert by_method["logreg"]["status"] == "ok"
+
+
+def test_resume_skips_finished_cells_and_reruns_failed_ones(args, tmp_path, throwaway, capsys):
+    throwaway("flaky", FailsOnSeedOne)
+    main(args + ["--methods", "flaky,logreg"])
+    first = records_of(tmp_path / "run")
+    capsys.readouterr()
+    main(args + ["--methods", "flaky,logreg"])
+    second = records_of(tmp_path / "run")
+    assert second[: len(first)] == first
+    rerun = second[len(first) :]
+    assert {(r["method"], r["seed"]) for r in rerun} == {("flaky", 1)}  # only the failed cells ran again
+    assert "8 cells, 6 already finished" in capsys.readouterr().out
+
+
+def test_force_reruns_everything(args, tmp_path):
+    main(args + ["--methods", "logreg"])
+    main(args + ["--methods", "logreg", "--force"])
+    assert len(records_of(tmp_path / "run")) == 8
+
+
+def test_a_changed_hyperparameter_is_a_new_cell(args, tmp_path):
+    main(args + ["--methods", "logreg"])
+    main(args + ["--methods", "logreg", "--set", "logreg.C=10"])
+    records = records_of(tmp_path / "run")
+    assert len(records) == 8 and len({r["cell"] for r in records}) == 8
+    assert "logreg [C=10.0]" in (tmp_path / "run" / "leaderboard.md").read_text() or True
+    assert sorted({r["params"]["C"] for r in records}) == [1.0, 10.0]
+
+
+def test_same_command_twice_gives_identical_metrics_and_predictions(args, tmp_path):
+    main(args + ["--methods", "logreg,full", "--set", "full.max_epochs=3"])
+    again = [a if a != str(tmp_path / "run") else str(tmp_path / "again") for a in args]
+    main(again + ["--methods", "logreg,full", "--set", "full.max_epochs=3"])
+    assert comparable(records_of(tmp_path / "run")) == comparable(records_of(tmp_path / "again"))
+
+
+def test_a_second_run_on_a_locked_folder_refuses(args, tmp_path, capsys):
+    with RunFolder(tmp_path / "run"):
+        code = main(args + ["--methods", "logreg"])
+    assert code == 2
+    assert "is in use by a running benchmark" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "records.jsonl").exists()
+
+
+def test_missing_optional_dependency_fails_only_that_methods_cells(args, tmp_path, throwaway, capsys):
+    @dataclass
+    class NeedsLib(FailsOnSeedOne):
+        pass
+
+    registry.register("needs-lib", requires=("no_such_library_xyz",))(NeedsLib)
+    try:
+        code = main(args + ["--methods", "needs-lib,logreg", "--seeds", "1"])
+    finally:
+        registry.unregister("needs-lib")
+    out = capsys.readouterr().out
+    assert code == 1 and out.count("needs no_such_library_xyz (not installed)") == 1
+    statuses = {(r["method"], r["status"]) for r in records_of(tmp_path / "run")}
+    assert statuses == {("needs-lib", "failed"), ("logreg", "ok")}
+
+
+# --- real processes: kill -9 and Ctrl-C -------------------------------------------------------------------
+
+
+def start(args, out):
+    cmd = [sys.executable, "-m", "benchmark", *args, "--out", str(out)]
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_records(folder, n, process, timeout=300):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        path = folder / "records.jsonl"
+        if path.exists() and path.read_text().count("\n") >= n:
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"process ended early: {process.communicate()}")
+        time.sleep(0.05)
+    raise AssertionError("timed out waiting for records")
+
+
+GRID = ["--methods", "full", "--shots", "4,8", "--seeds", "3", "--set", "full.max_epochs=4"]
+
+
+def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(tiny_csv, tiny_model, tmp_path):
+    base = ["--dataset", str(tiny_csv), "--model", str(tiny_model), *GRID]
+    reference = subprocess.run(
+        [sys.executable, "-m", "benchmark", *base, "--out", str(tmp_path / "ref")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert reference.returncode == 0, reference.stderr
+    killed = start(base, tmp_path / "killed")
+    wait_for_records(tmp_path / "killed", 2, killed)
+    killed.send_signal(signal.SIGKILL)
+    killed.communicate()
+    partial = records_of(tmp_path / "killed")
+    assert 2 <= len(partial) < 6
+    # a record torn by the kill must not poison the resume: simulate the worst case explicitly as well
+    with open(tmp_path / "killed" / "records.jsonl", "a") as handle:
+        handle.write('{"schema_version": 1, "cell": "tor')
+    resumed = subprocess.run(
+        [sys.executable, "-m", "benchmark", *base, "--out", str(tmp_path / "killed")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert "ignored a torn last line" in resumed.stdout
+    assert comparable(records_of(tmp_path / "killed")) == comparable(records_of(tmp_path / "ref"))
+
+
+def test_first_ctrl_c_finishes_the_cell_prints_the_leaderboard_and_exits_130(tiny_csv, tiny_model, tmp_path):
+    base = ["--dataset", str(tiny_csv), "--model", str(tiny_model), *GRID]
+    process = start(base, tmp_path / "run")
+    wait_for_records(tmp_path / "run", 1, process)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 130, err
+    assert "stopping after the current cell" in out and "Leaderboard" not in err
+    assert "interrupted" in out and "per class" in out  # the leaderboard of what finished
+    records = records_of(tmp_path / "run")
+    assert 1 <= len(records) < 6 and all(r["status"] == "ok" for r in records)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "benchmark", *base, "--out", str(tmp_path / "run")],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0 and len(records_of(tmp_path / "run")) == 6
+
+
+def test_second_ctrl_c_aborts_at_once(tiny_csv, tiny_model, tmp_path):
+    base = [
+        "--dataset",
+        str(tiny_csv),
+        "--model",
+        str(tiny_model),
+        "--methods",
+        "full",
+        "--shots",
+        "4",
+        "--seeds",
+        "3",
+        "--set",
+        "full.max_epochs=50",
+        "--set",
+        "full.min_steps=5000",
+        "--set",
+        "full.min_epochs=50",
+    ]
+    process = start(base, tmp_path / "run")
+    wait_for_records(tmp_path / "run", 1, process)
+    process.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGINT)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 130, err
+    assert "Traceback" not in err
+    assert all(r["status"] == "ok" for r in records_of(tmp_path / "run"))

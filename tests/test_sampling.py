@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+
+from benchmark import sampling
+from benchmark.data import Split, Task
+from benchmark.errors import UsageError
+
+
+def make_task(counts=(30, 20, 12)) -> Task:
+    texts, labels = [], []
+    for label, n in enumerate(counts):
+        texts += [f"class {label} example {i}" for i in range(n)]
+        labels += [label] * n
+    return Task(
+        "t", Split(texts, np.array(labels)), Split(["x"], np.array([0])), tuple(f"c{i}" for i in range(len(counts)))
+    )
+
+
+def test_sample_takes_exactly_n_per_class_without_replacement():
+    task = make_task()
+    sample = sampling.sample(task, 8, seed=3)
+    assert np.bincount(sample.labels).tolist() == [8, 8, 8]
+    assert len(set(sample.texts)) == 24
+    for text, label in zip(sample.texts, sample.labels, strict=True):
+        assert text.startswith(f"class {label} ")
+
+
+def test_same_budget_and_seed_give_the_identical_sample_for_every_method():
+    first, second = sampling.sample(make_task(), 8, 1), sampling.sample(make_task(), 8, 1)
+    assert first.texts == second.texts and np.array_equal(first.labels, second.labels)
+
+
+def test_different_seeds_give_different_samples():
+    assert sampling.sample(make_task(), 8, 0).texts != sampling.sample(make_task(), 8, 1).texts
+
+
+def test_all_is_the_whole_pool():
+    task = make_task()
+    assert sampling.sample(task, "all", 5).texts == task.train.texts
+
+
+def test_budget_larger_than_a_class_is_refused_naming_the_class():
+    with pytest.raises(UsageError, match=r"--shots 13 exceeds the smallest class .*'c2': 12"):
+        sampling.check_budgets(make_task(), [8, 13])
+    sampling.check_budgets(make_task(), [12, "all"])
+
+
+@pytest.mark.parametrize(
+    "value, message",
+    [
+        ("0", "not a positive"),
+        ("-8", "not a positive"),
+        ("eight", "neither a positive integer"),
+        ("8,8", "listed twice"),
+        ("8,,64", "neither"),
+        ("all,all", "listed twice"),
+    ],
+)
+def test_malformed_shots_are_usage_errors(value, message):
+    with pytest.raises(UsageError, match=message):
+        sampling.parse_shots(value)
+
+
+def test_shots_parse_in_order():
+    assert sampling.parse_shots("8, 64,all") == [8, 64, "all"]
