@@ -10,6 +10,7 @@ import argparse
 import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from benchmark.errors import UsageError
@@ -89,7 +90,8 @@ def run_parser() -> argparse.ArgumentParser:
         choices=["auto", "fp32", "bf16"],
         help="auto: bf16 autocast on CUDA with bf16 support, fp32 elsewhere",
     )
-    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument("--threads", type=int, help="torch threads in all (default: all cores), split between --jobs")
+    parser.add_argument("--jobs", type=int, help="cells run at once in worker processes (default: see README)")
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -130,8 +132,10 @@ def build_plan(args: argparse.Namespace):
     seeds = parse_seeds(args.seeds)
     specs = registry.resolve(parse_methods(args.methods))
     overrides = registry.parse_overrides(args.overrides, specs)
-    if args.threads is not None and args.threads <= 0:
-        raise UsageError(f"--threads: {args.threads} is not a positive number")
+    for flag in ("threads", "jobs"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{flag}: {value} is not a positive number")
     task = load_task(args.dataset, args.test, args.text_col, args.label_col)
     if args.metric == "f1_positive" and task.num_labels != 2:
         raise UsageError(
@@ -152,10 +156,16 @@ def build_plan(args: argparse.Namespace):
         seeds,
         device=device,
         precision=resolve_precision(args.precision, device),
-        threads=args.threads or os.cpu_count() or 1,
+        jobs=default_jobs(args.jobs),
+        threads=max(1, (args.threads or os.cpu_count() or 1) // default_jobs(args.jobs)),
         cache_dir=None if args.no_cache else args.cache_dir,
     )
     return plan, out
+
+
+def default_jobs(requested: int | None) -> int:
+    """Cells at once: what the user asked, else 1 (measured default: see README "Speed")."""
+    return requested or 1
 
 
 def _slug(name: str) -> str:
@@ -215,10 +225,13 @@ def cmd_run(argv: list[str]) -> int:
         console.print(
             f"{plan.task.name} ({len(plan.task.train)} train / {len(plan.task.test)} test, fingerprint "
             f"{plan.task.fingerprint}) · {plan.model.name} · {plan.device} {plan.precision} · "
-            f"{plan.threads} threads · {len(plan.cells)} cells"
+            f"{plan.jobs} job(s) × {plan.threads} threads · {len(plan.cells)} cells"
             + (f", {skipped} already finished in {out}" if skipped else "")
         )
-        interrupted = _run_grid(plan, todo, folder, console, args.metric)
+        with tempfile.TemporaryDirectory(prefix="fewshot-bench-") as scratch:
+            if plan.cache_dir is None and plan.jobs > 1:
+                plan.cache_dir = Path(scratch)  # --no-cache: workers still share one-off work, within this run
+            interrupted = _run_grid(plan, todo, folder, console, args.metric)
         latest = read_records(out).latest_by_cell()
         records = [latest[c.key] for c in plan.cells if c.key in latest]  # this grid's cells only
         sections = leaderboard.build(records, args.metric)
@@ -359,6 +372,7 @@ def run_info(plan, out: Path) -> dict:
         "device": plan.device,
         "precision": plan.precision,
         "torch_threads": plan.threads,
+        "jobs": plan.jobs,
         "dataset": {
             "name": plan.task.name,
             "fingerprint": plan.task.fingerprint,

@@ -71,13 +71,17 @@ class FeatureStore:
         return self._matrix[[self._rows[t] for t in texts]]
 
     def _load_or_compute(self) -> np.ndarray:
-        if self.path is not None and self.path.is_file():
-            matrix = np.load(self.path, allow_pickle=False)
-            if len(matrix) == len(self.texts):
-                return matrix
-        matrix = self._encode(self.texts)
-        if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path is None:
+            return self._encode(self.texts)
+        from filelock import FileLock
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(self.path) + ".lock"):  # parallel workers: one computes, the others load its result
+            if self.path.is_file():
+                matrix = np.load(self.path, allow_pickle=False)
+                if len(matrix) == len(self.texts):
+                    return matrix
+            matrix = self._encode(self.texts)
             with tempfile.NamedTemporaryFile(dir=self.path.parent, suffix=".npy", delete=False) as tmp:
                 np.save(tmp, matrix, allow_pickle=False)
             os.replace(tmp.name, self.path)

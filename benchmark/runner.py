@@ -50,17 +50,21 @@ class Plan:
     seeds: list[int]
     device: str = "cpu"
     precision: str = "fp32"
-    threads: int = 1
+    jobs: int = 1  # cells at once, each in its own worker process when > 1
+    threads: int = 1  # torch threads per process running cells
     cache_dir: Path | None = None
     cells: list[Cell] = field(init=False)
 
     def __post_init__(self) -> None:
-        self.cells = []
-        for name, spec in self.specs.items():
-            params = spec.defaults() | self.overrides.get(name, {})
-            for shots in self.budgets:
-                for seed in self.seeds:
-                    self.cells.append(Cell(name, params, shots, seed, self.cell_key(name, params, shots, seed)))
+        # budget-major, then seed, then method: an interrupted grid has comparable rows for every method at the
+        # small budgets, and parallel workers rarely wait on the same method's one-off work
+        params = {name: spec.defaults() | self.overrides.get(name, {}) for name, spec in self.specs.items()}
+        self.cells = [
+            Cell(name, params[name], shots, seed, self.cell_key(name, params[name], shots, seed))
+            for shots in self.budgets
+            for seed in self.seeds
+            for name in self.specs
+        ]
 
     def cell_key(self, method: str, params: dict, shots, seed: int) -> str:
         identity = {
@@ -80,11 +84,10 @@ class Plan:
         return FeatureStore(self.model, self.device, self.precision, texts, self.task.fingerprint, self.cache_dir)
 
 
-def run_cell(plan: Plan, cell: Cell, features: FeatureStore | None = None) -> tuple[dict, str | None]:
-    """Run one cell; return its record and, if it failed, the traceback text. Never raises for a method error."""
-    spec = plan.specs[cell.method]
+def new_record(plan: Plan, cell: Cell) -> dict:
+    """A cell's record before it runs: status failed until the cell proves otherwise."""
     task = plan.task
-    record = {
+    return {
         "schema_version": SCHEMA_VERSION,
         "cell": cell.key,
         "dataset": task.name,
@@ -92,7 +95,7 @@ def run_cell(plan: Plan, cell: Cell, features: FeatureStore | None = None) -> tu
         "model": plan.model.name,
         "model_fingerprint": plan.model.fingerprint,
         "method": cell.method,
-        "uses_unlabelled": spec.uses_unlabelled,
+        "uses_unlabelled": plan.specs[cell.method].uses_unlabelled,
         "params": dict(cell.params),
         "shots": cell.shots,
         "seed": cell.seed,
@@ -111,7 +114,23 @@ def run_cell(plan: Plan, cell: Cell, features: FeatureStore | None = None) -> tu
         "precision": plan.precision,
         "threads": plan.threads,
         "predictions": None,
+        "finished_at": None,
     }
+
+
+def _finish(record: dict, error: BaseException | None = None) -> dict:
+    if error is not None:
+        record["status"] = "failed"
+        record["error"] = {"type": type(error).__name__, "message": str(error).strip()[:2000]}
+    record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return record
+
+
+def run_cell(plan: Plan, cell: Cell, features: FeatureStore | None = None) -> tuple[dict, str | None]:
+    """Run one cell; return its record and, if it failed, the traceback text. Never raises for a method error."""
+    spec = plan.specs[cell.method]
+    task = plan.task
+    record = new_record(plan, cell)
     try:
         if spec.unavailable:
             raise ImportError(f"method module {spec.module} could not be imported: {spec.unavailable}")
@@ -154,12 +173,13 @@ def run_cell(plan: Plan, cell: Cell, features: FeatureStore | None = None) -> tu
         record["metrics"] = classification_metrics(task.test.labels, predictions, task.num_labels)
         record["predictions"] = predictions.astype(int).tolist()
         record["status"] = "ok"
-        trace = None
+        return _finish(record), None
     except Exception as exc:  # a failure inside one cell must never lose the others
-        record["error"] = {"type": type(exc).__name__, "message": str(exc).strip()[:2000]}
-        trace = traceback.format_exc()
-    record["finished_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    return record, trace
+        if plan.device.startswith("cuda"):
+            import torch
+
+            torch.cuda.empty_cache()  # an out-of-memory cell must not starve the next one
+        return _finish(record, exc), traceback.format_exc()
 
 
 def _check_predictions(predictions: np.ndarray, n_test: int, num_labels: int) -> None:
@@ -214,7 +234,18 @@ class StopRequest:
 
 
 def run_cells(plan: Plan, cells: list[Cell], stop: StopRequest) -> Iterator[tuple[Cell, dict, str | None]]:
-    """Run `cells` in this process, in order, until done or a stop is requested."""
+    """Run `cells` until done or a stop is requested, yielding each record as its cell finishes.
+
+    plan.jobs=1 runs them in this process, in order; more runs them in that many worker processes (each with
+    `plan.threads` torch threads); this process stays the only writer. Workers ignore SIGINT: the first Ctrl-C
+    lets running cells finish and starts no new one, the second terminates the workers."""
+    if plan.jobs <= 1:
+        yield from _run_in_process(plan, cells, stop)
+    else:
+        yield from _run_in_workers(plan, cells, stop, plan.jobs)
+
+
+def _run_in_process(plan: Plan, cells: list[Cell], stop: StopRequest) -> Iterator[tuple[Cell, dict, str | None]]:
     import torch
 
     torch.set_num_threads(plan.threads)
@@ -224,3 +255,68 @@ def run_cells(plan: Plan, cells: list[Cell], stop: StopRequest) -> Iterator[tupl
             return
         record, trace = run_cell(plan, cell, features)
         yield cell, record, trace
+
+
+_worker_plan: Plan | None = None
+_worker_features: FeatureStore | None = None
+
+
+def _init_worker(plan: Plan) -> None:
+    global _worker_plan, _worker_features
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    torch.set_num_threads(plan.threads)
+    _worker_plan, _worker_features = plan, plan.feature_store()
+
+
+def _run_in_worker(cell: Cell) -> tuple[dict, str | None]:
+    return run_cell(_worker_plan, cell, _worker_features)
+
+
+def _run_in_workers(
+    plan: Plan, cells: list[Cell], stop: StopRequest, jobs: int
+) -> Iterator[tuple[Cell, dict, str | None]]:
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    pending = list(reversed(cells))
+    context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
+    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(plan,))
+    running: dict = {}
+    try:
+        while pending or running:
+            while pending and len(running) < jobs and not stop.requested:
+                cell = pending.pop()
+                running[pool.submit(_run_in_worker, cell)] = cell
+            if not running:
+                return
+            done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future not in running:  # re-queued after a worker died under another cell
+                    continue
+                cell = running.pop(future)
+                try:
+                    record, trace = future.result()
+                except BrokenProcessPool:
+                    # the worker died under this cell (typically the kernel's out-of-memory killer)
+                    record, trace = _worker_died(plan, cell), None
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    pending.extend(reversed(running.values()))
+                    running.clear()
+                    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(plan,))
+                yield cell, record, trace
+    finally:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            if running:
+                process.terminate()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _worker_died(plan: Plan, cell: Cell) -> dict:
+    class WorkerDied(RuntimeError):
+        pass
+
+    message = "the worker process running this cell died (most often the system's out-of-memory killer)"
+    return _finish(new_record(plan, cell), WorkerDied(message))

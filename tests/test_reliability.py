@@ -280,3 +280,13 @@ def test_second_ctrl_c_aborts_at_once(tiny_csv, tiny_model, tmp_path):
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert all(r["status"] == "ok" for r in records_of(tmp_path / "run"))
+
+
+def test_jobs_2_gives_the_same_records_as_jobs_1(args, tmp_path, throwaway):
+    throwaway("flaky", FailsOnSeedOne)
+    assert main(args + ["--methods", "logreg,full,flaky", "--set", "full.max_epochs=3", "--jobs", "1"]) == 1
+    parallel = [a if a != str(tmp_path / "run") else str(tmp_path / "parallel") for a in args]
+    assert main(parallel + ["--methods", "logreg,full,flaky", "--set", "full.max_epochs=3", "--jobs", "2"]) == 1
+    serial, both = records_of(tmp_path / "run"), records_of(tmp_path / "parallel")
+    assert len(both) == 12 and {r["threads"] for r in both} == {max(1, (os.cpu_count() or 1) // 2)}
+    assert comparable(serial) == comparable(both)
