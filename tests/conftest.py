@@ -78,6 +78,22 @@ def build_tiny_model(folder: Path, sentence_transformers: bool = True, layers: i
     return folder
 
 
+def tiny_classifier(model_type: str):
+    """A random 3-block classifier of another architecture, built from a config (no weights needed)."""
+    from transformers import AutoConfig, AutoModel
+
+    from benchmark.modeling import build_classifier
+
+    sizes = (
+        {"dim": 32, "n_layers": 3, "n_heads": 2, "hidden_dim": 64}
+        if model_type == "distilbert"
+        else {"hidden_size": 32, "num_hidden_layers": 3, "num_attention_heads": 2, "intermediate_size": 64}
+    )
+    special = {"pad_token_id": 0, "bos_token_id": 1, "eos_token_id": 2, "cls_token_id": 1, "sep_token_id": 2}
+    config = AutoConfig.for_model(model_type, vocab_size=50, max_position_embeddings=64, **sizes, **special)
+    return build_classifier(AutoModel.from_config(config), "mean", 2)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("tiny-bert"))

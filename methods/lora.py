@@ -1,0 +1,59 @@
+"""LoRA: the encoder stays frozen; low-rank adapters on its attention projections and a new linear head train.
+
+peft injects the adapters into the same classifier the other gradient methods build (the body's own pooling,
+dropout, linear head); the head is peft's ``modules_to_save``. Target modules come from peft's own table for
+the architecture (TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING: BERT and RoBERTa ``query``/``value``,
+as in the LoRA paper). Architectures peft has no entry for (MPNet, DistilBERT, ModernBERT, ...) get adapters
+on every linear layer of the encoder blocks, the QLoRA "all-linear" convention without the pooler and head.
+
+Defaults: r=8 and lora_alpha=16, the LoRA authors' RoBERTa-base GLUE recipe (microsoft/LoRA
+examples/NLU/roberta_base_mnli.sh) and peft's sequence-classification example (LoRA.ipynb); lora_dropout=0.1,
+peft's example; learning rate 5e-4, the LoRA recipe's RoBERTa-base rate, 10x the 5e-5 of full fine-tuning
+(adapters start at zero and are few, so they take larger steps). Everything else (AdamW, warm-up, weight
+decay, batch, budget rule) is `benchmark.finetune.FineTune`'s, so the row differs from `full` only in what
+trains.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmark import modeling
+from benchmark.finetune import FineTune
+from benchmark.registry import register
+
+
+@register("lora", requires=("peft",))
+@dataclass
+class LoRA(FineTune):
+    """LoRA adapters on the frozen encoder's attention projections + a new linear head."""
+
+    lr: float = 5e-4  # the LoRA paper's RoBERTa-base rate; 10x full fine-tuning
+    r: int = 8  # adapter rank (LoRA paper, RoBERTa-base)
+    lora_alpha: int = 16  # the update is scaled by lora_alpha / r
+    lora_dropout: float = 0.1  # on the adapter's input (peft's sequence-classification example)
+
+    def prepare(self, model, ctx) -> None:
+        from peft import LoraConfig, inject_adapter_in_model
+
+        config = LoraConfig(
+            r=self.r,
+            lora_alpha=self.lora_alpha,
+            lora_dropout=self.lora_dropout,
+            target_modules=target_modules(model),
+            modules_to_save=["head"],
+        )
+        inject_adapter_in_model(config, model)  # in place; freezes everything but adapters and head
+
+
+def target_modules(model) -> list[str] | str:
+    """peft's LoRA targets for the body's architecture or, without an entry, the qualified names of every linear
+    layer in the body's blocks (so not the pooler or the head)."""
+    from peft.utils import TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING
+    from torch import nn
+
+    known = TRANSFORMERS_MODELS_TO_LORA_TARGET_MODULES_MAPPING.get(model.body.config.model_type)
+    if known:
+        return known if isinstance(known, str) else list(known)
+    in_blocks = {id(m) for block in modeling.encoder_blocks(model.body) for m in block.modules()}
+    return [name for name, m in model.named_modules() if id(m) in in_blocks and isinstance(m, nn.Linear)]
