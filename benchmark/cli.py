@@ -7,6 +7,7 @@ of a run: 0 all cells ok, 1 some cell failed (records and leaderboard still writ
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import re
 import sys
@@ -21,6 +22,16 @@ DEFAULT_CACHE = Path(os.environ.get("FEWSHOT_BENCH_CACHE", Path.home() / ".cache
 EXIT_FAILED_CELLS, EXIT_INTERRUPTED = 1, 130
 
 
+def make_console():
+    """Log lines are never cut in two (soft wrap); tables in a log file or CI are not squeezed into 80 columns."""
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 160
+    return console
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str):  # argparse prints usage + exits; we want one line via UsageError
         raise UsageError(message)
@@ -33,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_list(argv[1:])
         if argv[:1] == ["report"]:
             return cmd_report(argv[1:])
+        if argv[:1] == ["speed"]:
+            return cmd_speed(argv[1:])
         if argv[:1] == ["run"]:
             argv = argv[1:]
         return cmd_run(argv)
@@ -206,13 +219,12 @@ def resolve_precision(requested: str, device: str) -> str:
 
 
 def cmd_run(argv: list[str]) -> int:
-    from rich.console import Console
 
     from benchmark import leaderboard
     from benchmark.store import RunFolder, read_records
 
     args = run_parser().parse_args(argv)
-    console = Console(highlight=False, soft_wrap=True)  # soft_wrap: a log line is never cut into two
+    console = make_console()
     plan, out = build_plan(args)
     _print_warnings(plan, console)
     with RunFolder(out) as folder:
@@ -410,14 +422,13 @@ def _cpu_name() -> str:
 
 
 def cmd_list(argv: list[str]) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from benchmark import registry
     from benchmark.data import EMBEDDED_DESCRIPTION, EMBEDDED_NAME
 
     _Parser(prog=f"{PROG} list", description="registered methods and known datasets").parse_args(argv)
-    console = Console(highlight=False)
+    console = make_console()
     table = Table(title="methods", title_justify="left", show_lines=True)
     for column in ("name", "what it does", "hyperparameters (defaults)"):
         table.add_column(column)
@@ -442,7 +453,6 @@ def cmd_list(argv: list[str]) -> int:
 
 
 def cmd_report(argv: list[str]) -> int:
-    from rich.console import Console
 
     from benchmark import leaderboard
     from benchmark.metrics import METRICS
@@ -454,7 +464,7 @@ def cmd_report(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not (args.folder / RECORDS).is_file():
         raise UsageError(f"{args.folder} has no {RECORDS}: not a run folder")
-    console = Console(highlight=False)
+    console = make_console()
     records = read_records(args.folder)
     if records.torn_line:
         console.print(f"[yellow]note:[/] ignored unreadable line {records.torn_line} of {args.folder / RECORDS}")
@@ -462,3 +472,73 @@ def cmd_report(argv: list[str]) -> int:
     leaderboard.print_rich(sections, args.metric, console)
     leaderboard.write(args.folder, sections, args.metric)
     return 0
+
+
+def cmd_speed(argv: list[str]) -> int:
+
+    from benchmark import sampling, speed
+    from benchmark.data import EMBEDDED_NAME, load_task
+    from benchmark.modeling import resolve_model
+
+    parser = _Parser(prog=f"{PROG} speed", description="measure throughput against this machine's matmul peak")
+    parser.add_argument("--dataset", default=EMBEDDED_NAME)
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument("--logreg", action="store_true", help="also time logreg over --logreg-shots x 5 seeds")
+    parser.add_argument("--logreg-shots", default="8,64,all")
+    parser.add_argument("--plain-recipe", type=Path, help="path to plain_recipe_full_ft.py: compare with `full`")
+    parser.add_argument("--shots", type=int, default=64, help="budget of the plain-recipe comparison")
+    parser.add_argument("--seeds", default="3", help="seeds of the plain-recipe comparison")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    precisions = [p.strip() for p in args.precisions.split(",")]
+    if not set(precisions) <= {"fp32", "bf16"}:
+        raise UsageError(f"--precisions: expected fp32 and/or bf16, got {args.precisions}")
+    if args.plain_recipe is not None and not args.plain_recipe.is_file():
+        raise UsageError(f"--plain-recipe: no such file: {args.plain_recipe}")
+    task = load_task(args.dataset)
+    spec = resolve_model(args.model)
+    import torch
+
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    console = make_console()
+    console.print(f"{_cpu_name()} · {threads} threads · torch {torch.__version__} · {spec.name} · {task.name}")
+    report: dict = {"cpu": _cpu_name(), "threads": threads, "model": spec.name, "dataset": task.name}
+    report["peak_gflops"] = {p: round(speed.matmul_peak(p), 1) for p in precisions}
+    rows = []
+    for precision in precisions:
+        for measure in (speed.measure_training, speed.measure_inference):
+            rows.append(measure(spec, task, precision).row(report["peak_gflops"][precision]))
+    report["throughput"] = rows
+    console.print(_table("matmul peak (GFLOP/s)", [report["peak_gflops"]]))
+    console.print(_table("throughput vs the measured peak of the dtype used", rows))
+    if args.logreg:
+        report["logreg"] = speed.measure_logreg_grid(
+            spec, task, sampling.parse_shots(args.logreg_shots), list(range(5)), threads
+        )
+        console.print(_table("logreg grid vs one encoding pass", [report["logreg"]]))
+    if args.plain_recipe:
+        comparison = speed.compare_with_plain_recipe(
+            args.plain_recipe, spec, task, args.shots, parse_seeds(args.seeds), args.epochs, args.lr, args.batch_size
+        )
+        report["plain_recipe"] = comparison
+        console.print(_table(f"full vs the plain recipe ({args.shots} per class, {args.epochs} epochs)", comparison))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _table(title: str, rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in rows[0]:
+        table.add_column(str(column), justify="right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    return table

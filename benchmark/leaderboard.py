@@ -202,8 +202,6 @@ def print_rich(sections: list[Section], metric: str, console=None) -> None:
     from rich.table import Table
 
     console = console or Console()
-    if not console.is_terminal:
-        console.width = max(console.width, 150)  # a log file or CI: do not wrap the table at 80 columns
     if not sections:
         console.print("no finished cells yet")
         return
