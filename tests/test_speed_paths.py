@@ -91,7 +91,7 @@ def test_speed_report_runs_and_counts_the_right_matmul_parameters(tiny_csv, tiny
     phases = {row["phase"]: row for row in report["throughput"]}
     assert set(phases) == {"train (full)", "inference"}
     for row in phases.values():
-        assert 0 < row["efficiency"] and row["padding overhead"] >= 1.0
+        assert row["efficiency"] > 0 and row["padding overhead"] >= 1.0
     from benchmark.speed import matmul_params
 
     model = modeling.build_classifier(modeling.load_body(modeling.resolve_model(str(tiny_model))), "mean", 2)
