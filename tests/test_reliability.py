@@ -245,7 +245,7 @@ def test_first_ctrl_c_finishes_the_cell_prints_the_leaderboard_and_exits_130(tin
 
 def test_second_ctrl_c_aborts_at_once(tiny_csv, tiny_model, tmp_path):
     # logreg finishes at once; the full cell after it would train for minutes
-    slow_full = "--set full.min_steps=100000 --set full.max_epochs=100000".split()
+    slow_full = ["--set", "full.min_steps=100000", "--set", "full.max_epochs=100000"]
     base = ["--dataset", str(tiny_csv), "--model", str(tiny_model), "--methods", "logreg,full", "--shots", "4",
             "--seeds", "1", *slow_full]  # fmt: skip
     process = start(base, tmp_path / "run")
