@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 bash scripts/ensure_env.sh
-exec "${FEWSHOT_BENCH_VENV:-.venv}/bin/python" -m benchmark --methods logreg,full --shots 8,64 --seeds 3 "$@"
+exec "${FEWSHOT_BENCH_VENV:-.venv}/bin/python" -m benchmark --shots 8,64 --seeds 3 "$@"

@@ -17,7 +17,7 @@ from pathlib import Path
 from benchmark.errors import UsageError
 
 PROG = "fewshot-bench"
-DEFAULT_METHODS = "logreg,full"
+DEFAULT_METHODS = "logreg,full,freeze-head,freeze-half,setfit,lora,mlm"
 DEFAULT_CACHE = Path(os.environ.get("FEWSHOT_BENCH_CACHE", Path.home() / ".cache" / "fewshot-bench"))
 EXIT_FAILED_CELLS, EXIT_INTERRUPTED = 1, 130
 

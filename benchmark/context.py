@@ -40,9 +40,10 @@ class Context:
 
 
 class FeatureStore:
-    """Pooled (unnormalised) frozen-encoder features of a fixed list of texts (train pool + test split), computed in one bucketed
-    pass on first use, reused by every cell of the process, and saved as .npy under a content key so a later
-    run loads them instead of recomputing. Texts outside the list are encoded on demand."""
+    """Pooled (unnormalised) frozen-encoder features of a fixed list of texts (train pool + test split),
+    computed in one bucketed pass on first use, reused by every cell of the process, and saved as .npy under a
+    content key so a later run (or a parallel worker) loads them instead of recomputing. Texts outside the
+    list are encoded on demand."""
 
     def __init__(
         self, model: ModelSpec, device: str, precision: str, texts: list[str], dataset_key: str, cache_dir: Path | None

@@ -5,9 +5,9 @@ Useful FLOPs count only the work a perfect implementation could not skip (no pad
 - inference: 2 × P_matmul × T  +   4 × n_layers × d × Σ L²
 where P_matmul is the number of weights in the linear layers of the encoder blocks and the head (embeddings
 are lookups, not matmuls), T the real (unpadded) tokens, L each sequence's real length and d the hidden size
-(the Σ L² term is attention's QKᵀ and AV products: 2·L²·d each per layer forward, ×3 with the backward pass). Efficiency is useful
-FLOP/s over the matmul peak measured in the same process for the dtype used. Padding overhead is padded tokens
-over real tokens.
+(the Σ L² term is attention's QKᵀ and AV products: 2·L²·d each per layer forward, ×3 with the backward
+pass). Efficiency is useful FLOP/s over the matmul peak measured in the same process for the dtype used.
+Padding overhead is padded tokens over real tokens.
 
 ``--plain-recipe PATH`` also runs the plain Transformers recipe (``../shared/tools/plain_recipe_full_ft.py``:
 Trainer, padding to 128) on the same cells (same data, budget, seeds, epochs, learning rate and batch size) and

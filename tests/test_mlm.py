@@ -1,0 +1,202 @@
+"""The `mlm` method's machinery on the tiny BERT: BERT's masking, the masked-positions-only head, and the
+adapted encoder's caches (memory, disk, file lock), which must train once per key and never per cell."""
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+from conftest import synthetic_rows
+
+from benchmark import mlm
+from benchmark.context import Context
+from benchmark.data import Split
+from benchmark.modeling import Tokens, load_body, load_tokenizer
+
+CONFIG = mlm.MLMConfig(epochs=1, lr=1e-3, batch_size=8, mask_rate=0.15, warmup_ratio=0.0, weight_decay=0.01, seed=0)
+TEXTS = [text for text, _ in synthetic_rows(20, seed=3)]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_memory_cache():
+    mlm.clear_memory_cache()
+    yield
+    mlm.clear_memory_cache()
+
+
+@pytest.fixture()
+def trainings(monkeypatch):
+    """Counts calls of the training function (optionally slowed down, to overlap two callers)."""
+    calls = []
+    real = mlm.train_mlm
+
+    def counting(ctx, config):
+        calls.append(config)
+        time.sleep(counting.delay)
+        return real(ctx, config)
+
+    counting.delay = 0.0
+    monkeypatch.setattr(mlm, "train_mlm", counting)
+    counting.calls = calls
+    return counting
+
+
+def context(spec, cache_dir, texts=TEXTS) -> Context:
+    return Context(spec, num_labels=2, seed=7, unlabelled=list(texts), cache_dir=cache_dir)
+
+
+def batch(spec, texts=TEXTS[:16]):
+    tokenizer = load_tokenizer(spec)
+    return tokenizer, *Tokens.of(tokenizer, texts, spec.max_length).batch(np.arange(len(texts)), "cpu")
+
+
+def state(model) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_masking_picks_15_percent_of_ordinary_tokens_and_corrupts_them_80_10_10():
+    rows, width, vocab, mask_id = 4000, 22, 1000, 4
+    input_ids = torch.randint(10, vocab, (rows, width))
+    lengths = torch.randint(8, width + 1, (rows,))
+    attention_mask = (torch.arange(width) < lengths[:, None]).long()
+    input_ids[:, 0] = 2  # [CLS]
+    input_ids[torch.arange(rows), lengths - 1] = 3  # [SEP]
+    input_ids[attention_mask == 0] = 0  # [PAD]
+    generator = torch.Generator().manual_seed(0)
+
+    corrupted, picked = mlm.mask_tokens(input_ids, attention_mask, [0, 1, 2, 3, 4], mask_id, vocab, 0.15, generator)
+
+    maskable = (attention_mask == 1) & (input_ids >= 10)
+    assert not (picked & ~maskable).any()  # never [CLS], [SEP] or padding
+    assert torch.equal(corrupted[~picked], input_ids[~picked])
+    assert (picked.sum(1) >= 1).all()
+    assert picked.sum() / maskable.sum() == pytest.approx(0.15, abs=0.01)
+    became_mask = (corrupted[picked] == mask_id).float().mean()
+    became_other = ((corrupted[picked] != mask_id) & (corrupted[picked] != input_ids[picked])).float().mean()
+    assert became_mask == pytest.approx(0.8, abs=0.02)
+    assert became_other == pytest.approx(0.1, abs=0.02)  # the rest (~10%) keep their token
+
+
+def test_head_on_picked_positions_gives_the_stock_masked_lm_loss_and_gradients(tiny_spec):
+    model, body, head = mlm.load_masked_lm(tiny_spec)
+    model.eval()  # no dropout, so both passes see the same network
+    tokenizer, input_ids, attention_mask = batch(tiny_spec)
+    corrupted, picked = mlm.mask_tokens(
+        input_ids,
+        attention_mask,
+        tokenizer.all_special_ids,
+        tokenizer.mask_token_id,
+        model.config.vocab_size,
+        0.15,
+        torch.Generator().manual_seed(1),
+    )
+
+    stock = model(input_ids=corrupted, attention_mask=attention_mask, labels=torch.where(picked, input_ids, -100))
+    stock.loss.backward()
+    stock_grads = {name: p.grad.clone() for name, p in model.named_parameters()}
+    model.zero_grad()
+    ours = mlm.masked_lm_loss(body, head, corrupted, attention_mask, input_ids, picked)
+    ours.backward()
+
+    assert ours.item() == pytest.approx(stock.loss.item(), rel=1e-5)
+    for name, p in model.named_parameters():
+        torch.testing.assert_close(p.grad, stock_grads[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_masked_lm_decoder_is_tied_to_the_word_embeddings(tiny_spec):
+    model, body, _ = mlm.load_masked_lm(tiny_spec)
+    assert model.get_output_embeddings().weight is body.get_input_embeddings().weight
+
+
+def test_adapted_body_is_the_bare_model_with_changed_weights(tiny_spec):
+    original = state(load_body(tiny_spec))
+    body, adapted = mlm.adapted_body(context(tiny_spec, None), CONFIG)
+    weights = state(body)
+
+    assert type(body) is type(load_body(tiny_spec)) and weights.keys() == original.keys()
+    assert not torch.equal(weights["embeddings.word_embeddings.weight"], original["embeddings.word_embeddings.weight"])
+    assert not torch.equal(
+        weights["encoder.layer.3.output.dense.weight"], original["encoder.layer.3.output.dense.weight"]
+    )
+    assert adapted.cache == "miss" and adapted.facts["steps"] == len(TEXTS) // CONFIG.batch_size
+    assert np.isfinite(adapted.facts["final_loss"])
+
+
+def test_second_request_reuses_the_encoder_from_memory_then_from_disk(tiny_spec, tmp_path, trainings):
+    ctx = context(tiny_spec, tmp_path)
+    trained, first = mlm.adapted_body(ctx, CONFIG)
+    again, second = mlm.adapted_body(ctx, CONFIG)
+    mlm.clear_memory_cache()
+    loaded, third = mlm.adapted_body(ctx, CONFIG)
+
+    assert len(trainings.calls) == 1
+    assert [first.cache, second.cache, third.cache] == ["miss", "hit", "hit"]
+    assert third.facts["train_seconds"] == first.facts["train_seconds"]  # the original cost, kept on disk
+    expected = state(trained)
+    for body in (again, loaded):
+        assert body is not trained
+        assert all(torch.equal(v, expected[k]) for k, v in state(body).items())
+
+
+def test_other_mlm_hyperparameters_or_other_texts_train_again(tiny_spec, tmp_path, trainings):
+    mlm.adapted_body(context(tiny_spec, tmp_path), CONFIG)
+    mlm.adapted_body(context(tiny_spec, tmp_path), mlm.MLMConfig(**{**CONFIG.__dict__, "lr": 5e-4}))
+    mlm.adapted_body(context(tiny_spec, tmp_path, TEXTS[:-1]), CONFIG)
+    assert len(trainings.calls) == 3
+    assert len(list((tmp_path / "mlm").glob("*/mlm.json"))) == 3
+
+
+def test_without_a_cache_dir_each_configuration_is_trained_once_per_process(tiny_spec, trainings):
+    """Cells of two MLM configurations interleave in a grid (budget, then seed, then method)."""
+    other = mlm.MLMConfig(**{**CONFIG.__dict__, "epochs": 2})
+    caches = [mlm.adapted_body(context(tiny_spec, None), config)[1].cache for config in [CONFIG, other] * 2]
+    assert caches == ["miss", "miss", "hit", "hit"] and trainings.calls == [CONFIG, other]
+
+
+def test_concurrent_requests_for_one_key_train_once(tiny_spec, tmp_path, trainings):
+    """The second caller waits on the file lock while the first trains, then loads from disk."""
+    trainings.delay = 1.0
+    caches = []
+
+    def request():
+        caches.append(mlm.adapted_body(context(tiny_spec, tmp_path), CONFIG)[1].cache)
+
+    threads = [threading.Thread(target=request) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+        time.sleep(0.2)  # the second starts while the first is training and nothing is in memory
+    for thread in threads:
+        thread.join()
+
+    assert len(trainings.calls) == 1 and sorted(caches) == ["hit", "miss"]
+    assert [p.name for p in (tmp_path / "mlm").iterdir() if p.is_dir()] == [
+        mlm.cache_key(tiny_spec, TEXTS, CONFIG, "fp32")
+    ]  # no scratch folder left behind
+
+
+def test_fit_reports_the_one_off_cost_apart_and_merges_mlm_facts_into_resolved(tiny_spec, tmp_path):
+    from methods.mlm import Mlm
+
+    rows = synthetic_rows(4, seed=5)
+    train = Split([t for t, _ in rows], np.array([int(label == "pos") for _, label in rows]))
+    method = Mlm(mlm_epochs=1, max_epochs=2, min_steps=2)
+    ctx = context(tiny_spec, tmp_path)
+
+    first = method.fit(train, ctx)
+    second = Mlm(mlm_epochs=1, max_epochs=2, min_steps=2).fit(train, ctx)
+
+    assert first["shared_seconds"] > 0 and {"epochs", "steps", "batch_size"} <= first["resolved"].keys()
+    assert first["resolved"]["mlm_cache"] == "miss" and second["resolved"]["mlm_cache"] == "hit"
+    assert second["resolved"]["mlm_train_seconds"] == first["resolved"]["mlm_train_seconds"]
+    assert first["resolved"]["mlm_steps"] == math.ceil(len(TEXTS) / method.mlm_batch_size)
+
+
+def test_training_or_loading_the_encoder_leaves_the_cells_random_state_alone(tiny_spec, tmp_path):
+    """So a cell's head initialisation and dropout are the same whether the encoder was trained or loaded."""
+    torch.manual_seed(7)
+    before = torch.get_rng_state()
+    for _ in range(2):  # a miss, then a hit
+        mlm.adapted_body(context(tiny_spec, tmp_path), CONFIG)
+        assert torch.equal(torch.get_rng_state(), before)
