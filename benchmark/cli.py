@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # a Ctrl-C outside the grid (or a second one): stop now, records stay valid
+        print(f"{PROG}: aborted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 # --- run ----------------------------------------------------------------------------------------------

@@ -78,7 +78,7 @@ class Throughput:
             "real tokens/s": round(self.real_tokens / self.seconds),
             "useful GFLOP/s": round(rate, 1),
             "peak GFLOP/s": round(peak_gflops, 1),
-            "efficiency": round(rate / peak_gflops, 3),
+            "efficiency": float(f"{rate / peak_gflops:.3g}"),
             "padding overhead": round(self.padded_tokens / self.real_tokens, 3),
         }
 
