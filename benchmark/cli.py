@@ -18,7 +18,6 @@ from benchmark.errors import UsageError
 
 PROG = "fewshot-bench"
 DEFAULT_METHODS = "logreg,full,freeze-head,freeze-half,setfit,lora,mlm"
-DEFAULT_CACHE = Path(os.environ.get("FEWSHOT_BENCH_CACHE", Path.home() / ".cache" / "fewshot-bench"))
 EXIT_FAILED_CELLS, EXIT_INTERRUPTED = 1, 130
 
 
@@ -58,6 +57,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # --- run ----------------------------------------------------------------------------------------------
+
+
+def default_cache() -> Path:
+    """Read when a command is parsed, not at import, so FEWSHOT_BENCH_CACHE set later still counts."""
+    return Path(os.environ.get("FEWSHOT_BENCH_CACHE", Path.home() / ".cache" / "fewshot-bench"))
 
 
 def run_parser() -> argparse.ArgumentParser:
@@ -111,8 +115,8 @@ def run_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--cache-dir",
         type=Path,
-        default=DEFAULT_CACHE,
-        help=f"shared-work cache (default: {DEFAULT_CACHE}; env FEWSHOT_BENCH_CACHE)",
+        default=default_cache(),
+        help=f"shared-work cache (default: {default_cache()}; env FEWSHOT_BENCH_CACHE)",
     )
     parser.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
     parser.add_argument("--force", action="store_true", help="re-run cells that already finished in --out")
