@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmark import modeling
-from benchmark.errors import NonFiniteLossError, UsageError
+from benchmark.errors import UsageError
 
 if TYPE_CHECKING:
     import torch
@@ -267,13 +267,7 @@ def train_mlm(ctx, config: MLMConfig):
                     input_ids.to(device),
                     picked.to(device),
                 )
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"masked-LM loss became {loss.item()}")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            modeling.optimizer_step(loss, params, optimizer, scheduler, "masked-LM loss")
             step_losses.append(loss.item())
         if len(step_losses) == epoch_start:
             raise UsageError("mlm: the unlabelled texts have no maskable tokens (only special or unknown ones)")

@@ -294,6 +294,19 @@ def adamw(params: list, lr: float, weight_decay: float, device: str):
     return torch.optim.AdamW(groups, lr=lr, fused=torch.device(device).type in ("cpu", "cuda"))
 
 
+def optimizer_step(loss, params: list, optimizer, scheduler, what: str) -> None:
+    """One update of every training loop: refuse a NaN/inf loss, backward, clip at 1.0, step, schedule."""
+    import torch
+
+    if not torch.isfinite(loss):
+        raise NonFiniteLossError(f"{what} became {loss.item()} during training")
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, 1.0)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+
+
 def autocast(ctx):
     import contextlib
 
@@ -335,13 +348,7 @@ def fine_tune(
             with autocast(ctx):
                 logits = model(input_ids, mask)
             loss = torch.nn.functional.cross_entropy(logits.float(), targets[index].to(ctx.device))
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(f"loss became {loss.item()} during training")
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(loss, trainable, optimizer, scheduler, "loss")
     model.eval()
     return resolved
 
