@@ -88,7 +88,9 @@ def test_list_shows_methods_with_hyperparameters_and_datasets(capsys):
 def test_set_changes_a_hyperparameter_and_lands_in_params(base_args, tmp_path):
     assert (
         run(
-            base_args + ["--methods", "full", "--seeds", "1", "--set", "full.max_epochs=3", "--set", "full.min_steps=1"]
+            base_args
+            + ["--methods", "full", "--seeds", "1"]
+            + ["--set", "full.max_epochs=3", "--set", "full.min_steps=1", "--set", "full.min_epochs=2"]
         )[0]
         == 0
     )
