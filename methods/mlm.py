@@ -23,6 +23,14 @@ Neither beats `full` at this budget (both differences are within seed noise). Th
 second epoch's +0.011 is within noise and doubles a one-off cost that already dominates the default grid on a
 2-core CPU. Where compute allows, run ``mlm-2`` or ``mlm-10`` (``mlm-N``: N epochs) next to it.
 Command: ``python -m benchmark --methods mlm-1,mlm-2,full --shots 8 --seeds 5 --threads 1``.
+
+Why it trails `full` here, and why that is not a defect: with an unchanged encoder the method fine-tunes exactly
+as `full` does, bit for bit (``tests/test_mlm.py``), so the gap is the masked-LM stage itself. That stage moves
+the encoder away from what its contrastive sentence training made it: a linear probe on the frozen, normalised
+mean-pooled features (the `logreg` method) drops from 0.670 to 0.615 macro-F1 at 64 per class and from 0.597
+to 0.578 at 8 per class after one MLM epoch (3 seeds; ``python scripts/probe_mlm_features.py``). TAPT was
+shown on encoders pretrained with MLM (RoBERTa); on a sentence-transformers body one short epoch of it costs
+sentence-level structure that the fine-tune then has to recover from a few labels.
 """
 
 from dataclasses import dataclass

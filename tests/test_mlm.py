@@ -200,3 +200,25 @@ def test_training_or_loading_the_encoder_leaves_the_cells_random_state_alone(tin
     for _ in range(2):  # a miss, then a hit
         mlm.adapted_body(context(tiny_spec, tmp_path), CONFIG)
         assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_with_an_unchanged_encoder_mlm_fine_tunes_exactly_as_full(tiny_spec, tmp_path, monkeypatch):
+    """Whatever separates `mlm` from `full` in the leaderboard is the masked-LM stage: the fine-tune after it
+    is `full`'s, down to the head's initialisation, dropout and batch order."""
+    from methods.full import Full
+    from methods.mlm import Mlm
+
+    unchanged = mlm.Adapted(
+        "hit", 0.0, {"train_seconds": 0.0, "final_loss": 0.0, "epoch_losses": [], "texts": 0, "epochs": 0, "steps": 0}
+    )
+    monkeypatch.setattr(mlm, "adapted_body", lambda ctx, config: (load_body(ctx.model), unchanged))
+    rows = synthetic_rows(6, seed=5)
+    train = Split([t for t, _ in rows], np.array([int(label == "pos") for _, label in rows]))
+    test = [t for t, _ in synthetic_rows(10, seed=6)]
+    predictions = []
+    for method in (Full(max_epochs=3, min_steps=3), Mlm(max_epochs=3, min_steps=3)):
+        torch.manual_seed(7)  # as the runner seeds every cell
+        method.fit(train, context(tiny_spec, tmp_path))
+        predictions.append((method.predict(test), state(method._model)))
+    assert np.array_equal(predictions[0][0], predictions[1][0])
+    assert all(torch.equal(value, predictions[1][1][name]) for name, value in predictions[0][1].items())
