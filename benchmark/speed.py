@@ -92,27 +92,29 @@ def _padded_tokens(batches: list[np.ndarray], lengths: np.ndarray) -> int:
     return int(sum(len(b) * lengths[b].max() for b in batches))
 
 
-def measure_training(spec, task: Task, precision: str, shots: int = 128, epochs: int = 2) -> Throughput:
+def measure_training(
+    spec, task: Task, precision: str, batch_size: int = 16, shots: int = 128, epochs: int = 2
+) -> Throughput:
     """The harness's `full` training loop on a real few-shot sample of the task."""
     train = sampling.sample(task, min(shots, min(task.class_counts().values())), seed=0)
     tokenizer = modeling.load_tokenizer(spec)
     model = modeling.build_classifier(modeling.load_body(spec), spec.pooling, task.num_labels)
     tokens = modeling.Tokens.of(tokenizer, train.texts, spec.max_length)
     ctx = Context(spec, task.num_labels, seed=0, precision=precision)
-    schedule = modeling.Schedule(batch_size=16, min_steps=0, min_epochs=epochs, max_epochs=epochs)
+    schedule = modeling.Schedule(batch_size, min_steps=0, min_epochs=epochs, max_epochs=epochs)
     # warm-up step so that one-time allocation and kernel selection are not timed
-    modeling.fine_tune(model, tokens, train.labels, ctx, modeling.Schedule(16, 1, 1, 1), lr=1e-9)
+    modeling.fine_tune(model, tokens, train.labels, ctx, modeling.Schedule(batch_size, 1, 1, 1), lr=1e-9)
     lengths = tokens.lengths
     rng = np.random.default_rng(0)  # the same batches fine_tune draws with seed 0
-    batches = [b for _ in range(epochs) for b in modeling.train_batches(lengths, 16, rng)]
+    batches = [b for _ in range(epochs) for b in modeling.train_batches(lengths, batch_size, rng)]
     started = time.perf_counter()
     modeling.fine_tune(model, tokens, train.labels, ctx, schedule, lr=5e-5)
     seconds = time.perf_counter() - started
     real = int(lengths.sum()) * epochs
     flops = 6 * matmul_params(model) * real + 12 * _attention_flops(model, lengths) * epochs
-    return Throughput(
-        "train (full)", precision, len(train) * epochs, real, _padded_tokens(batches, lengths), seconds, flops / 1e9
-    )
+    phase = f"train (full, batch {batch_size})"
+    padded = _padded_tokens(batches, lengths)
+    return Throughput(phase, precision, len(train) * epochs, real, padded, seconds, flops / 1e9)
 
 
 def measure_inference(spec, task: Task, precision: str, batch_size: int = 64) -> Throughput:

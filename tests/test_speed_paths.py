@@ -89,7 +89,7 @@ def test_speed_report_runs_and_counts_the_right_matmul_parameters(tiny_csv, tiny
     report = json.loads(out.read_text())
     assert report["peak_gflops"]["fp32"] > 0
     phases = {row["phase"]: row for row in report["throughput"]}
-    assert set(phases) == {"train (full)", "inference"}
+    assert set(phases) == {"train (full, batch 16)", "train (full, batch 32)", "inference"}
     for row in phases.values():
         assert row["efficiency"] > 0 and row["padding overhead"] >= 1.0
     from benchmark.speed import matmul_params
