@@ -111,7 +111,9 @@ def run_parser() -> argparse.ArgumentParser:
         help="auto: bf16 autocast on CUDA with bf16 support, fp32 elsewhere",
     )
     parser.add_argument("--threads", type=int, help="torch threads in all (default: all cores), split between --jobs")
-    parser.add_argument("--jobs", type=int, help="cells run at once in worker processes (default: see README)")
+    parser.add_argument(
+        "--jobs", type=int, help="cells run at once in worker processes (default: one per 4 cores on CPU, 1 on GPU)"
+    )
     parser.add_argument(
         "--cache-dir",
         type=Path,
@@ -167,6 +169,7 @@ def build_plan(args: argparse.Namespace):
     out = Path(args.out) if args.out else Path("results") / f"{_slug(task.name)}-{_slug(model.name)}"
     RunFolder.check_writable(out)
     device = resolve_device(args.device)
+    jobs = default_jobs(args.jobs, device, args.threads or os.cpu_count() or 1, _available_gib())
     plan = Plan(
         task,
         model,
@@ -176,16 +179,33 @@ def build_plan(args: argparse.Namespace):
         seeds,
         device=device,
         precision=resolve_precision(args.precision, device),
-        jobs=default_jobs(args.jobs),
-        threads=max(1, (args.threads or os.cpu_count() or 1) // default_jobs(args.jobs)),
+        jobs=jobs,
+        threads=max(1, (args.threads or os.cpu_count() or 1) // jobs),
         cache_dir=None if args.no_cache else args.cache_dir,
     )
     return plan, out
 
 
-def default_jobs(requested: int | None) -> int:
-    """Cells at once: what the user asked, else 1 (measured default: see README "Speed")."""
-    return requested or 1
+CORES_PER_JOB = 4  # torch threads per worker when --jobs is not given
+GIB_PER_JOB = 4  # memory per worker: model, optimizer state, cached features; setfit at `all` peaks near 3 GB
+
+
+def default_jobs(requested: int | None, device: str, cores: int, available_gib: float) -> int:
+    """Cells at once: what the user asked; else one per CORES_PER_JOB cores on CPU, as memory allows, and one
+    on an accelerator (cells would queue on it). On 2 cores that is 1: two 1-thread workers measured no faster
+    than one 2-thread process (README "Speed"). With more cores, a few-shot batch's small matmuls stop scaling
+    long before the threads run out, so cells run side by side instead."""
+    if requested:
+        return requested
+    if not device.startswith("cpu"):
+        return 1
+    return max(1, min(cores // CORES_PER_JOB, int(available_gib // GIB_PER_JOB)))
+
+
+def _available_gib() -> float:
+    import psutil
+
+    return psutil.virtual_memory().available / 2**30
 
 
 def _slug(name: str) -> str:

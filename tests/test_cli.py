@@ -207,3 +207,20 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("fewshot-bench: error: unknown method 'nope'")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("requested", "device", "cores", "gib", "expected"),
+    [
+        (None, "cpu", 2, 24.0, 1),  # this machine: measured, one 2-thread process is fastest
+        (None, "cpu", 16, 64.0, 4),  # one worker per 4 cores
+        (None, "cpu", 16, 9.0, 2),  # ... as memory allows
+        (None, "cpu", 1, 0.5, 1),  # never below one
+        (None, "cuda", 32, 128.0, 1),  # cells would queue on the one accelerator
+        (3, "cuda", 2, 1.0, 3),  # what the user asked
+    ],
+)
+def test_default_jobs_follows_cores_memory_and_device(requested, device, cores, gib, expected):
+    from benchmark.cli import default_jobs
+
+    assert default_jobs(requested, device, cores, gib) == expected
