@@ -14,6 +14,7 @@ import hashlib
 import json
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -155,6 +156,23 @@ def load_body(spec: ModelSpec):
     logging.set_verbosity_error()
     logging.disable_progress_bar()
     return AutoModel.from_pretrained(spec.path, use_safetensors=True, trust_remote_code=spec.trust_remote_code)
+
+
+def preload(spec: ModelSpec, packages: Iterable[str] = ()) -> None:
+    """Import what the cells will import (the model's architecture, the methods' optional packages), so that
+    the first cell's timing does not include several seconds of imports. Builds the model on the meta device:
+    nothing is allocated or read."""
+    import importlib
+
+    import sklearn.linear_model  # noqa: F401  (logistic-regression heads)
+    import torch
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
+    with torch.device("meta"):
+        AutoModel.from_config(config, trust_remote_code=spec.trust_remote_code)
+    for package in packages:
+        importlib.import_module(package)
 
 
 # --- tokens and batches -------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 import dataclasses
 import json
+import subprocess
+import sys
 
 import numpy as np
 import torch
@@ -97,3 +99,14 @@ def test_speed_report_runs_and_counts_the_right_matmul_parameters(tiny_csv, tiny
     model = modeling.build_classifier(modeling.load_body(modeling.resolve_model(str(tiny_model))), "mean", 2)
     hidden, layers, inner = 32, 4, 64
     assert matmul_params(model) == layers * (4 * hidden * hidden + 2 * hidden * inner) + hidden * 2
+
+
+def test_preload_imports_the_architecture_so_the_first_cell_does_not_time_it(tiny_model):
+    """Run in a fresh interpreter: in this one the test session has imported everything already."""
+    code = (
+        "import sys\n"
+        "from benchmark import modeling\n"
+        f"modeling.preload(modeling.resolve_model({str(tiny_model)!r}), ['peft'])\n"
+        "assert 'transformers.models.bert.modeling_bert' in sys.modules and 'peft' in sys.modules\n"
+    )
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
