@@ -30,7 +30,8 @@ epochs until it reaches the count, so an always-on cap would train small budgets
 drawn), and its pair generation indexes all n(n+1)/2 combinations: ~2.5 GB of transient memory on the whole
 pool, capped or not.
 
-Precision is fp32 whatever ``--precision`` says: setfit's AMP switch (``use_amp``) means fp16 and, with
+Device: under ``--device cpu`` the library's Trainer is kept on the CPU even where a GPU is visible (it takes
+one by default). Precision is fp32 whatever ``--precision`` says: setfit's AMP switch (``use_amp``) means fp16 and, with
 Transformers 5, is set after the Trainer has built its accelerator, so it has no effect; ``resolved`` says
 so.
 """
@@ -39,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
@@ -78,9 +80,7 @@ class SetFit:
 
         with _quiet(), tempfile.TemporaryDirectory(prefix="fewshot-setfit-") as output_dir:
             # built here, not with SetFitModel.from_pretrained, which asks the Hub about the model id
-            body = SentenceTransformer(
-                ctx.model.path, device=ctx.device, trust_remote_code=ctx.model.trust_remote_code
-            )
+            body = SentenceTransformer(ctx.model.path, device=ctx.device, trust_remote_code=ctx.model.trust_remote_code)
             body.max_seq_length = ctx.model.max_length
             head = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=ctx.seed)
             self._model = SetFitModel(model_body=body, model_head=head)
@@ -100,13 +100,14 @@ class SetFit:
                 logging_first_step=False,
                 save_strategy="no",
             )
-            trainer = Trainer(
-                model=self._model,
-                args=args,
-                train_dataset=Dataset.from_dict({"text": list(train.texts), "label": labels}),
-            )
-            _silence_trainer(trainer, ctx.device)
-            trainer.train()
+            with _trainer_device(ctx.device):
+                trainer = Trainer(
+                    model=self._model,
+                    args=args,
+                    train_dataset=Dataset.from_dict({"text": list(train.texts), "label": labels}),
+                )
+                _silence_trainer(trainer, ctx.device)
+                trainer.train()
             state = trainer.st_trainer.state
             generated = len(trainer.st_trainer.train_dataset)
 
@@ -122,8 +123,11 @@ class SetFit:
             "max_length": ctx.model.max_length,
             "precision": "fp32",
         }
-        return {"trainable_params": body_params + head_params, "total_params": body_params + head_params,
-                "resolved": resolved}
+        return {
+            "trainable_params": body_params + head_params,
+            "total_params": body_params + head_params,
+            "resolved": resolved,
+        }
 
     def predict(self, texts: list[str]) -> np.ndarray:
         predictions = self._model.predict(
@@ -168,6 +172,17 @@ def _quiet():
             datasets.utils.enable_progress_bars()
         if transformers_bars:
             transformers.utils.logging.enable_progress_bar()
+
+
+def _trainer_device(device: str):
+    """setfit builds its Transformers Trainer without a device argument, so that Trainer (through accelerate)
+    takes any GPU it sees even under ``--device cpu``. ``ACCELERATE_USE_CPU`` is the switch both read; it is
+    set only while the Trainer is built and trains."""
+    from unittest import mock
+
+    if device.startswith("cpu"):
+        return mock.patch.dict(os.environ, {"ACCELERATE_USE_CPU": "true"})
+    return contextlib.nullcontext()
 
 
 def _silence_trainer(trainer, device: str) -> None:

@@ -2,6 +2,7 @@
 small budget), the paper protocol's pair count, determinism, silence, and nothing written to the working
 directory."""
 
+import os
 import subprocess
 import sys
 
@@ -48,6 +49,36 @@ def test_paper_protocol_at_a_small_budget_runs_uncapped_for_one_epoch(tiny_task,
     assert info["resolved"]["pairs"] == 2 * 20 * 8
     assert len(optimizer_steps) == info["resolved"]["steps"] == 20
     assert not info["resolved"]["step_cap_applied"] and info["resolved"]["epochs"] == 1
+
+
+def test_under_device_cpu_the_trainer_is_built_and_trained_with_accelerates_cpu_switch(
+    tiny_task, tiny_spec, monkeypatch
+):
+    """setfit's Trainer takes any visible GPU unless that switch is on while it is built and while it trains."""
+    import setfit
+
+    seen = []
+
+    def spy(real):
+        def wrapper(self, *args, **kwargs):
+            seen.append(os.environ.get("ACCELERATE_USE_CPU"))
+            return real(self, *args, **kwargs)
+
+        return wrapper
+
+    monkeypatch.setattr(setfit.Trainer, "__init__", spy(setfit.Trainer.__init__))
+    monkeypatch.setattr(setfit.Trainer, "train", spy(setfit.Trainer.train))
+    monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
+    fit(tiny_task, tiny_spec, max_steps=1)
+    assert seen == ["true", "true"] and "ACCELERATE_USE_CPU" not in os.environ
+
+
+def test_on_an_accelerator_the_cpu_switch_stays_off(monkeypatch):
+    from methods.setfit import _trainer_device
+
+    monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
+    with _trainer_device("cuda:0"):
+        assert "ACCELERATE_USE_CPU" not in os.environ
 
 
 @pytest.mark.parametrize("labels", [[0] * 8 + [1] * 8, [0] * 5 + [1] * 3 + [2] * 9, [0, 1, 2, 3] * 6])
