@@ -246,6 +246,8 @@ def run_cells(plan: Plan, cells: list[Cell], stop: StopRequest) -> Iterator[tupl
     plan.jobs=1 runs them in this process, in order; more runs them in that many worker processes (each with
     `plan.threads` torch threads); this process stays the only writer. Workers ignore SIGINT: the first Ctrl-C
     lets running cells finish and starts no new one, the second terminates the workers."""
+    if not cells:
+        return
     if plan.jobs <= 1:
         yield from _run_in_process(plan, cells, stop)
     else:
