@@ -31,7 +31,9 @@ drawn), and its pair generation indexes all n(n+1)/2 combinations: ~2.5 GB of tr
 pool, capped or not.
 
 Device: under ``--device cpu`` the library's Trainer is kept on the CPU even where a GPU is visible (it takes
-one by default). Precision is fp32 whatever ``--precision`` says: setfit's AMP switch (``use_amp``) means fp16 and, with
+one by default).
+
+Precision is fp32 whatever ``--precision`` says: setfit's AMP switch (``use_amp``) means fp16 and, with
 Transformers 5, is set after the Trainer has built its accelerator, so it has no effect; ``resolved`` says
 so.
 """
