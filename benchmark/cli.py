@@ -169,7 +169,8 @@ def build_plan(args: argparse.Namespace):
     out = Path(args.out) if args.out else Path("results") / f"{_slug(task.name)}-{_slug(model.name)}"
     RunFolder.check_writable(out)
     device = resolve_device(args.device)
-    jobs = default_jobs(args.jobs, device, args.threads or os.cpu_count() or 1, _available_gib())
+    threads = args.threads or os.cpu_count() or 1
+    jobs = default_jobs(args.jobs, device, threads, _available_gib())
     plan = Plan(
         task,
         model,
@@ -180,7 +181,7 @@ def build_plan(args: argparse.Namespace):
         device=device,
         precision=resolve_precision(args.precision, device),
         jobs=jobs,
-        threads=max(1, (args.threads or os.cpu_count() or 1) // jobs),
+        threads=max(1, threads // jobs),
         cache_dir=None if args.no_cache else args.cache_dir,
     )
     return plan, out
