@@ -12,6 +12,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from benchmark.errors import UsageError
@@ -258,7 +259,8 @@ def cmd_run(argv: list[str]) -> int:
     with RunFolder(out) as folder:
         if folder.torn_tail:
             console.print(f"[yellow]note:[/] {folder.torn_tail}")
-        folder.write_run_info(run_info(plan, out))
+        info = run_info(plan, out)
+        folder.write_run_info(info)
         finished = read_records(out).latest_by_cell()
         todo = [c for c in plan.cells if args.force or finished.get(c.key, {}).get("status") != "ok"]
         skipped = len(plan.cells) - len(todo)
@@ -271,7 +273,11 @@ def cmd_run(argv: list[str]) -> int:
         with tempfile.TemporaryDirectory(prefix="fewshot-bench-") as scratch:
             if plan.cache_dir is None and plan.jobs > 1:
                 plan.cache_dir = Path(scratch)  # --no-cache: workers still share one-off work, within this run
+            started = time.perf_counter()
             interrupted = _run_grid(plan, todo, folder, console, args.metric)
+        # the grid's wall time, one-off work (features, MLM encoder) and worker start-up included
+        ended = {"cells_run": len(todo), "wall_seconds": round(time.perf_counter() - started, 1)}
+        folder.write_run_info(info | ended | {"interrupted": interrupted}, amend=True)
         latest = read_records(out).latest_by_cell()
         records = [latest[c.key] for c in plan.cells if c.key in latest]  # this grid's cells only
         sections = leaderboard.build(records, args.metric)

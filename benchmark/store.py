@@ -124,8 +124,9 @@ class RunFolder:
         with open(self.path / ERROR_LOG, "a", encoding="utf-8") as handle:
             handle.write(f"=== {header}\n{traceback_text}\n")
 
-    def write_run_info(self, info: dict) -> None:
-        """run.json keeps one entry per invocation (a resumed run appends), newest last."""
+    def write_run_info(self, info: dict, amend: bool = False) -> None:
+        """run.json keeps one entry per invocation (a resumed run appends), newest last. `amend` replaces the
+        newest entry instead (the invocation's own start, completed with how it ended)."""
         path = self.path / RUN_INFO
         history = []
         if path.is_file():
@@ -134,6 +135,8 @@ class RunFolder:
                 history = previous.get("invocations", [previous]) if isinstance(previous, dict) else []
             except json.JSONDecodeError:
                 history = []
+        if amend:
+            history = history[:-1]
         payload = dict(info) | {"invocations": history + [info]}
         tmp = path.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(payload, indent=2, default=str))

@@ -30,6 +30,13 @@ epochs until it reaches the count, so an always-on cap would train small budgets
 drawn), and its pair generation indexes all n(n+1)/2 combinations: ~2.5 GB of transient memory on the whole
 pool, capped or not.
 
+Batches: pairs of similar length go together (``group_by_length``, default on; `length_grouped_batches`).
+The library shuffles pairs freely and pads each side of a batch to its longest text; on the 64-per-class
+Rotten Tomatoes pairs that computes ~1.65x the real tokens, grouped ~1.23x, and a step of 16 pairs took
+0.80 s instead of 1.09 s (median of 60 steps, 2 threads). Each pair is still used once per epoch in a random
+batch, as the harness's own loops bucket (`modeling.train_batches`); ``--set setfit.group_by_length=false``
+restores the library's order.
+
 Device: under ``--device cpu`` the library's Trainer is kept on the CPU even where a GPU is visible (it takes
 one by default).
 
@@ -63,6 +70,7 @@ class SetFit:
     lr: float = 2e-5  # body learning rate (paper, and setfit's default)
     warmup_ratio: float = 0.1  # setfit's warmup_proportion
     max_steps: int | None = 500  # cap on contrastive optimizer steps, applied when it binds; None: no cap
+    group_by_length: bool = True  # batches of pairs of similar length (less padding); False: setfit's shuffle
     C: float = 1.0  # head's inverse L2 strength; scikit-learn's and SetFit's default
     max_iter: int = 1000  # head's solver iterations; scikit-learn's 100 stops short on thousands of examples
 
@@ -109,6 +117,8 @@ class SetFit:
                     train_dataset=Dataset.from_dict({"text": list(train.texts), "label": labels}),
                 )
                 _silence_trainer(trainer, ctx.device)
+                if self.group_by_length:
+                    trainer.st_trainer.args.batch_sampler = length_grouped_batches(body.tokenizer, ctx.model.max_length)
                 trainer.train()
             state = trainer.st_trainer.state
             generated = len(trainer.st_trainer.train_dataset)
@@ -117,6 +127,7 @@ class SetFit:
         head_params = head.coef_.size + head.intercept_.size
         resolved = {
             "sampling": f"num_iterations={self.num_iterations}" if self.num_iterations else "oversampling",
+            "batches": "length-grouped" if self.group_by_length else "shuffled",
             "pairs": generated,
             "steps": state.global_step,
             "steps_uncapped": uncapped,
@@ -150,6 +161,36 @@ def pair_count(labels: list[int], num_iterations: int | None) -> int:
     positive = sum(size * (size + 1) // 2 for size in sizes)
     negative = (len(labels) ** 2 - sum(size * size for size in sizes)) // 2
     return 2 * max(positive, negative)
+
+
+def length_grouped_batches(tokenizer, max_length: int):
+    """A sentence-transformers ``batch_sampler`` for setfit's pair dataset that batches pairs of similar length.
+
+    sentence-transformers pads each side of a batch to its longest text; with shuffled batches of short
+    snippets that is ~1.65x the real tokens (measured on the 64-per-class Rotten Tomatoes pairs), with these
+    ~1.23x. Every pair is still used exactly once per epoch, and batch order and membership stay random: the
+    same bucketing as the harness's own loops (`modeling.train_batches`, keyed here by the longer text of the
+    pair), reshuffled every epoch from the cell's seed."""
+    from sentence_transformers.base.sampler import DefaultBatchSampler
+
+    from benchmark.modeling import train_batches
+
+    class LengthGroupedBatchSampler(DefaultBatchSampler):
+        def __init__(self, dataset, batch_size, drop_last, valid_label_columns=None, generator=None, seed=0):
+            super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
+            first, second = list(dataset["sentence_1"]), list(dataset["sentence_2"])
+            texts = list(dict.fromkeys(first + second))
+            ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
+            length = dict(zip(texts, map(len, ids), strict=True))
+            self.keys = np.maximum([length[text] for text in first], [length[text] for text in second])
+
+        def __iter__(self):
+            rng = np.random.default_rng([self.seed, self.epoch])
+            for batch in train_batches(self.keys, self.batch_size, rng):
+                if len(batch) == self.batch_size or not self.drop_last:
+                    yield batch.tolist()
+
+    return LengthGroupedBatchSampler
 
 
 @contextlib.contextmanager

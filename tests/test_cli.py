@@ -56,6 +56,8 @@ def test_run_writes_records_run_info_and_leaderboards(base_args, tmp_path, capsy
     info = json.loads((folder / "run.json").read_text())
     assert {"command", "packages", "project_commit", "device", "precision", "torch_threads", "cpu"} <= set(info)
     assert info["dataset"]["fingerprint"] == records[0]["dataset_fingerprint"]
+    assert info["cells_run"] == 8 and info["wall_seconds"] > 0 and not info["interrupted"]
+    assert len(info["invocations"]) == 1 and info["invocations"][0]["wall_seconds"] == info["wall_seconds"]
     markdown = (folder / "leaderboard.md").read_text()
     assert "4 per class" in markdown and "all labels" in markdown and "| full |" in markdown
     assert (folder / "leaderboard.csv").read_text().count("\n") == 1 + 4

@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 pytest.importorskip("setfit")
@@ -15,7 +16,7 @@ from conftest import ROOT  # noqa: E402
 from benchmark import sampling  # noqa: E402
 from benchmark.context import Context  # noqa: E402
 from benchmark.registry import available  # noqa: E402
-from methods.setfit import pair_count  # noqa: E402
+from methods.setfit import length_grouped_batches, pair_count  # noqa: E402
 
 
 @pytest.fixture()
@@ -89,6 +90,71 @@ def test_pair_count_matches_the_library(labels, num_iterations):
     texts = [f"text {i}" for i in range(len(labels))]
     dataset = ContrastiveDataset(texts, labels, multilabel=False, num_iterations=num_iterations)
     assert pair_count(labels, num_iterations) == len(list(dataset))
+
+
+def words(texts, truncation, max_length):
+    """A tokenizer stand-in: one token per word, truncated as the real one."""
+    return {"input_ids": [text.split()[:max_length] for text in texts]}
+
+
+def pairs_of_mixed_length(n: int):
+    from datasets import Dataset
+
+    rng = np.random.default_rng(0)
+    texts = [" ".join(["w"] * int(k)) + f" {i}" for i, k in enumerate(rng.integers(1, 60, size=40))]
+    first, second = rng.integers(0, len(texts), size=(2, n))
+    return Dataset.from_dict(
+        {"sentence_1": [texts[i] for i in first], "sentence_2": [texts[i] for i in second], "label": [1.0] * n}
+    )
+
+
+def padded_tokens(dataset, batches) -> int:
+    lengths = {side: np.array([len(t.split()) for t in dataset[side]]) for side in ("sentence_1", "sentence_2")}
+    return sum(len(b) * (lengths["sentence_1"][b].max() + lengths["sentence_2"][b].max()) for b in map(list, batches))
+
+
+def test_length_grouped_pair_batches_use_every_pair_once_reshuffle_per_epoch_and_cut_padding():
+    dataset = pairs_of_mixed_length(330)
+    sampler = length_grouped_batches(words, max_length=512)(dataset, batch_size=16, drop_last=False, seed=3)
+    epoch0 = list(sampler)
+    assert sorted(i for batch in epoch0 for i in batch) == list(range(330))
+    assert len(epoch0) == len(sampler) == 21 and sum(len(b) < 16 for b in epoch0) == 1
+    assert epoch0 == list(sampler)  # same seed and epoch: same batches
+    sampler.set_epoch(1)
+    assert list(sampler) != epoch0
+    shuffled = np.random.default_rng(3).permutation(330)
+    assert padded_tokens(dataset, epoch0) < 0.8 * padded_tokens(dataset, np.array_split(shuffled, 21))
+
+
+def test_length_grouped_pair_batches_honour_drop_last():
+    dataset = pairs_of_mixed_length(330)
+    batches = list(length_grouped_batches(words, 512)(dataset, batch_size=16, drop_last=True, seed=0))
+    assert len(batches) == 330 // 16 and {len(b) for b in batches} == {16}
+
+
+@pytest.mark.parametrize("group_by_length", [True, False])
+def test_the_trainer_draws_its_pair_batches_from_the_length_grouped_sampler_when_asked(
+    tiny_task, tiny_spec, monkeypatch, group_by_length
+):
+    import methods.setfit
+
+    drawn = []
+
+    def counting(tokenizer, max_length):
+        sampler = length_grouped_batches(tokenizer, max_length)
+
+        class Counting(sampler):
+            def __iter__(self):
+                for batch in super().__iter__():
+                    drawn.append(batch)
+                    yield batch
+
+        return Counting
+
+    monkeypatch.setattr(methods.setfit, "length_grouped_batches", counting)
+    _, info = fit(tiny_task, tiny_spec, num_iterations=2, group_by_length=group_by_length)
+    assert info["resolved"]["batches"] == ("length-grouped" if group_by_length else "shuffled")
+    assert len(drawn) == (info["resolved"]["steps"] if group_by_length else 0)
 
 
 def test_same_seed_same_predictions_silently_and_nothing_written_to_cwd(

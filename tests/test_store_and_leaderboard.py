@@ -63,8 +63,10 @@ def test_run_info_keeps_every_invocation(tmp_path):
     with RunFolder(tmp_path) as folder:
         folder.write_run_info({"command": ["first"]})
         folder.write_run_info({"command": ["second"]})
+        folder.write_run_info({"command": ["second"], "wall_seconds": 5.0}, amend=True)
     info = json.loads((tmp_path / "run.json").read_text())
     assert info["command"] == ["second"] and [i["command"] for i in info["invocations"]] == [["first"], ["second"]]
+    assert info["wall_seconds"] == info["invocations"][-1]["wall_seconds"] == 5.0
 
 
 def test_leaderboard_ranks_by_mean_and_reports_std_and_n():
