@@ -84,3 +84,12 @@ def test_architectures_peft_does_not_know_get_adapters_on_every_linear_layer_of_
     LoRA().prepare(model, None)
     assert adapted_modules(model) == {name for name in linear if name.startswith(f"body.{blocks}.")}
     assert len(adapted_modules(model)) >= 3 * 4  # at least q/k/v (or fused qkv), out, and the MLP, in 3 blocks
+
+
+def test_the_budget_rule_gives_lora_three_epochs_on_a_large_pool_and_fulls_epochs_on_a_small_one():
+    from methods.full import Full
+
+    lora, full = LoRA().schedule(), Full().schedule()
+    assert lora.resolve(11_477)["epochs"] == 3 and full.resolve(11_477)["epochs"] == 1
+    for n in (16, 128):  # 8 and 64 per class, 2 classes: the step minimum binds, as for full
+        assert lora.resolve(n) == full.resolve(n)
