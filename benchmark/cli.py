@@ -113,7 +113,7 @@ def run_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--threads", type=int, help="torch threads in all (default: all cores), split between --jobs")
     parser.add_argument(
-        "--jobs", type=int, help="cells run at once in worker processes (default: one per 4 cores on CPU, 1 on GPU)"
+        "--jobs", type=int, help="cells run at once in worker processes (default: one per core on CPU, 1 on GPU)"
     )
     parser.add_argument(
         "--cache-dir",
@@ -155,10 +155,7 @@ def build_plan(args: argparse.Namespace):
     seeds = parse_seeds(args.seeds)
     specs = registry.resolve(parse_methods(args.methods))
     overrides = registry.parse_overrides(args.overrides, specs)
-    for flag in ("threads", "jobs"):
-        value = getattr(args, flag)
-        if value is not None and value <= 0:
-            raise UsageError(f"--{flag}: {value} is not a positive number")
+    _check_positive(args, "threads", "jobs")
     task = load_task(args.dataset, args.test, args.text_col, args.label_col)
     if args.metric == "f1_positive" and task.num_labels != 2:
         raise UsageError(
@@ -188,20 +185,25 @@ def build_plan(args: argparse.Namespace):
     return plan, out
 
 
-CORES_PER_JOB = 4  # torch threads per worker when --jobs is not given
+def _check_positive(args, *flags: str) -> None:
+    for flag in flags:
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{flag}: {value} is not a positive number")
+
+
 GIB_PER_JOB = 4  # memory per worker: model, optimizer state, cached features; setfit at `all` peaks near 3 GB
 
 
 def default_jobs(requested: int | None, device: str, cores: int, available_gib: float) -> int:
-    """Cells at once: what the user asked; else one per CORES_PER_JOB cores on CPU, as memory allows, and one
-    on an accelerator (cells would queue on it). On 2 cores that is 1: two 1-thread workers measured no faster
-    than one 2-thread process (README "Speed"). With more cores, a few-shot batch's small matmuls stop scaling
-    long before the threads run out, so cells run side by side instead."""
+    """Cells at once: what the user asked; else, on CPU, one 1-thread worker per core as memory allows, and one
+    on an accelerator (cells would queue on it). A few-shot batch's matmuls are small: two 1-thread processes
+    train ~1.3x faster together than one 2-thread process (README "Speed")."""
     if requested:
         return requested
     if not device.startswith("cpu"):
         return 1
-    return max(1, min(cores // CORES_PER_JOB, int(available_gib // GIB_PER_JOB)))
+    return max(1, min(cores, int(available_gib // GIB_PER_JOB)))
 
 
 def _available_gib() -> float:
@@ -324,7 +326,7 @@ def _run_grid(plan, todo, folder, console, metric: str) -> bool:
         )
         with StopRequest(announce) as stop:
             try:
-                for cell, record, trace in run_cells(plan, todo, stop):
+                for cell, record, trace in run_cells(plan, todo, stop, progress.console.print):
                     folder.append(record)
                     if trace:
                         folder.log_error(f"{cell.method} shots={cell.shots} seed={cell.seed} cell={cell.key}", trace)
@@ -519,6 +521,9 @@ def cmd_speed(argv: list[str]) -> int:
     parser.add_argument("--model", default=None)
     parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--jobs", type=int, help="also train in this many processes at once (default: the grid's default --jobs)"
+    )
     parser.add_argument("--logreg", action="store_true", help="also time logreg over --logreg-shots x 5 seeds")
     parser.add_argument("--logreg-shots", default="8,64,all")
     parser.add_argument("--plain-recipe", type=Path, help="path to plain_recipe_full_ft.py: compare with `full`")
@@ -531,6 +536,7 @@ def cmd_speed(argv: list[str]) -> int:
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
+    _check_positive(args, "threads", "jobs")
     precisions = [p.strip() for p in args.precisions.split(",")]
     if not set(precisions) <= {"fp32", "bf16"}:
         raise UsageError(f"--precisions: expected fp32 and/or bf16, got {args.precisions}")
@@ -542,6 +548,7 @@ def cmd_speed(argv: list[str]) -> int:
 
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
+    jobs = default_jobs(args.jobs, "cpu", threads, _available_gib())
     console = make_console()
     console.print(f"{_cpu_name()} · {threads} threads · torch {torch.__version__} · {spec.name} · {task.name}")
     report: dict = {"cpu": _cpu_name(), "threads": threads, "model": spec.name, "dataset": task.name}
@@ -552,6 +559,11 @@ def cmd_speed(argv: list[str]) -> int:
         # the harness's batch, and the larger one common recipes use (the same loop, fewer optimizer steps)
         for batch_size in dict.fromkeys([args.batch_size, 32]):
             rows.append(speed.measure_training(spec, task, precision, batch_size).row(peak))
+        if jobs > 1:  # the grid's default on this machine: cells side by side, threads split between them
+            parallel = speed.measure_parallel_training(
+                spec, task, precision, args.batch_size, jobs, max(1, threads // jobs)
+            )
+            rows.append(parallel.row(peak))
         rows.append(speed.measure_inference(spec, task, precision).row(peak))
     report["throughput"] = rows
     console.print(_table("matmul peak (GFLOP/s)", [report["peak_gflops"]]))

@@ -37,6 +37,10 @@ class Method(Protocol):
     def predict(self, texts: list[str]):
         """Label ids (ints in ``range(ctx.num_labels)``), one per text, in input order."""
 
+    # Optional: ``precompute(self, ctx) -> None`` does the configuration's one-off work (frozen features, an
+    # adapted encoder: whatever `fit` would otherwise compute on its first cell and cache for the others).
+    # Before parallel workers start, the runner calls it once in the main process, with every thread.
+
 
 class RegistryError(UsageError):
     """A plugin broke the registry's rules (e.g. two methods with one name)."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import signal
 import threading
 import time
@@ -86,6 +87,19 @@ class Plan:
         with contextlib.suppress(Exception):
             modeling.preload(self.model, [p for spec in self.specs.values() for p in spec.requires])
 
+    def context(self, seed: int, features: FeatureStore | None) -> Context:
+        """What a method sees of the run: model, labels, seed, device, the unlabelled pool and the caches."""
+        return Context(
+            self.model,
+            self.task.num_labels,
+            seed,
+            self.device,
+            self.precision,
+            unlabelled=list(self.task.train.texts),
+            features=features,
+            cache_dir=self.cache_dir,
+        )
+
     def feature_store(self) -> FeatureStore:
         texts = list(self.task.train.texts) + list(self.task.test.texts)
         return FeatureStore(self.model, self.device, self.precision, texts, self.task.fingerprint, self.cache_dir)
@@ -148,16 +162,7 @@ def run_cell(plan: Plan, cell: Cell, features: FeatureStore | None = None) -> tu
         record["n_train"] = len(train)
         seed_everything(cell.seed)
         method = spec.cls(**cell.params)
-        ctx = Context(
-            plan.model,
-            task.num_labels,
-            cell.seed,
-            plan.device,
-            plan.precision,
-            unlabelled=list(task.train.texts),
-            features=features,
-            cache_dir=plan.cache_dir,
-        )
+        ctx = plan.context(cell.seed, features)
         shared_before = features.seconds if features else 0.0
         with PeakMemory() as memory:
             started = time.perf_counter()
@@ -240,18 +245,49 @@ class StopRequest:
         signal.signal(signal.SIGINT, self._previous)
 
 
-def run_cells(plan: Plan, cells: list[Cell], stop: StopRequest) -> Iterator[tuple[Cell, dict, str | None]]:
+def run_cells(
+    plan: Plan, cells: list[Cell], stop: StopRequest, announce: Callable[[str], None] = print
+) -> Iterator[tuple[Cell, dict, str | None]]:
     """Run `cells` until done or a stop is requested, yielding each record as its cell finishes.
 
     plan.jobs=1 runs them in this process, in order; more runs them in that many worker processes (each with
-    `plan.threads` torch threads); this process stays the only writer. Workers ignore SIGINT: the first Ctrl-C
-    lets running cells finish and starts no new one, the second terminates the workers."""
+    `plan.threads` torch threads), after this process has done the methods' one-off work with all the threads
+    (`precompute`); this process stays the only writer. Workers ignore SIGINT: the first Ctrl-C lets running
+    cells finish and starts no new one, the second terminates the workers."""
     if not cells:
         return
     if plan.jobs <= 1:
         yield from _run_in_process(plan, cells, stop)
-    else:
-        yield from _run_in_workers(plan, cells, stop, plan.jobs)
+        return
+    one_off = precompute(plan, cells, stop, announce)
+    for cell, record, trace in _run_in_workers(plan, cells, stop, plan.jobs):
+        if record["status"] == "ok" and cell.method in one_off:
+            # the one-off work is reported on the method's first record, as when its first cell does it
+            record["shared_seconds"] = (record["shared_seconds"] or 0.0) + one_off.pop(cell.method)
+        yield cell, record, trace
+
+
+def precompute(plan: Plan, cells: list[Cell], stop: StopRequest, announce: Callable[[str], None]) -> dict[str, float]:
+    """Each method's one-off work (its optional `precompute`: frozen features, an adapted encoder), done here
+    with all of the run's threads and left in the cache for the workers to load. Inside one worker it would run
+    on that worker's share of the threads while the others wait on its lock. Returns the seconds by method. A
+    failure is left for the method's cells to meet and record."""
+    import torch
+
+    torch.set_num_threads(plan.jobs * plan.threads)
+    features = plan.feature_store()
+    seconds = {}
+    for cell in {c.method: c for c in cells}.values():  # one cell per method: they share its parameters
+        spec = plan.specs[cell.method]
+        if stop.requested or not hasattr(spec.cls, "precompute") or spec.missing_requirements():
+            continue
+        started = time.perf_counter()
+        with contextlib.suppress(Exception):
+            spec.cls(**cell.params).precompute(plan.context(0, features))
+        seconds[cell.method] = time.perf_counter() - started
+        if seconds[cell.method] >= 1:
+            announce(f"one-off work for {cell.method}: {seconds[cell.method]:.0f} s (shared by its cells)")
+    return seconds
 
 
 def _run_in_process(plan: Plan, cells: list[Cell], stop: StopRequest) -> Iterator[tuple[Cell, dict, str | None]]:
@@ -276,9 +312,18 @@ def _init_worker(plan: Plan) -> None:
     import torch
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     torch.set_num_threads(plan.threads)
     plan.preload()
     _worker_plan, _worker_features = plan, plan.feature_store()
+
+
+def _exit_with_parent(parent: int) -> None:
+    """A worker must not outlive its run: if the main process is killed (kill -9, a crashed terminal), the worker
+    would otherwise finish its cell, holding cores and memory, and then wait forever."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
 
 
 def _run_in_worker(cell: Cell) -> tuple[dict, str | None]:
@@ -292,14 +337,16 @@ def _run_in_workers(
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    pending = list(reversed(cells))
+    pending = list(cells)
+    seconds: dict = {}  # (method, shots) -> train + predict seconds of its finished cells
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(plan,))
     running: dict = {}
     try:
         while pending or running:
             while pending and len(running) < jobs and not stop.requested:
-                cell = pending.pop()
+                cell = next_cell(pending, seconds)
+                pending.remove(cell)
                 running[pool.submit(_run_in_worker, cell)] = cell
             if not running:
                 return
@@ -314,15 +361,33 @@ def _run_in_workers(
                     # the worker died under this cell (typically the kernel's out-of-memory killer)
                     record, trace = _worker_died(plan, cell), None
                     pool.shutdown(wait=False, cancel_futures=True)
-                    pending.extend(reversed(running.values()))
+                    pending[:0] = running.values()
                     running.clear()
                     pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(plan,))
+                if record["status"] == "ok":
+                    seconds.setdefault((cell.method, cell.shots), []).append(
+                        record["train_seconds"] + record["predict_seconds"]
+                    )
                 yield cell, record, trace
     finally:
         for process in list(getattr(pool, "_processes", {}).values()):
             if running:
                 process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+def next_cell(pending: list[Cell], seconds: dict[tuple[str, int | str], list[float]]) -> Cell:
+    """What a free worker runs next: a cell of the earliest budget still pending (an interrupted grid keeps
+    comparable rows at the small budgets), of the method whose finished cells took longest (at this budget if
+    any finished, else at any), a method not yet timed first. Longest first keeps every worker busy to the end
+    instead of one finishing a long cell alone."""
+
+    def expected(cell: Cell) -> float:
+        here = seconds.get((cell.method, cell.shots))
+        anywhere = [s for (method, _), values in seconds.items() if method == cell.method for s in values]
+        return float(np.mean(here or anywhere)) if anywhere else float("inf")
+
+    return max((c for c in pending if c.shots == pending[0].shots), key=expected)  # plan order among equals
 
 
 def _worker_died(plan: Plan, cell: Cell) -> dict:

@@ -93,9 +93,10 @@ def _padded_tokens(batches: list[np.ndarray], lengths: np.ndarray) -> int:
 
 
 def measure_training(
-    spec, task: Task, precision: str, batch_size: int = 16, shots: int = 128, epochs: int = 2
+    spec, task: Task, precision: str, batch_size: int = 16, shots: int = 128, epochs: int = 2, ready=None
 ) -> Throughput:
-    """The harness's `full` training loop on a real few-shot sample of the task."""
+    """The harness's `full` training loop on a real few-shot sample of the task (`ready()`, if given, is called
+    after the warm-up step, just before the timed loop)."""
     train = sampling.sample(task, min(shots, min(task.class_counts().values())), seed=0)
     tokenizer = modeling.load_tokenizer(spec)
     model = modeling.build_classifier(modeling.load_body(spec), spec.pooling, task.num_labels)
@@ -107,6 +108,8 @@ def measure_training(
     lengths = tokens.lengths
     rng = np.random.default_rng(0)  # the same batches fine_tune draws with seed 0
     batches = [b for _ in range(epochs) for b in modeling.train_batches(lengths, batch_size, rng)]
+    if ready is not None:
+        ready()
     started = time.perf_counter()
     modeling.fine_tune(model, tokens, train.labels, ctx, schedule, lr=5e-5)
     seconds = time.perf_counter() - started
@@ -115,6 +118,35 @@ def measure_training(
     phase = f"train (full, batch {batch_size})"
     padded = _padded_tokens(batches, lengths)
     return Throughput(phase, precision, len(train) * epochs, real, padded, seconds, flops / 1e9)
+
+
+def measure_parallel_training(spec, task: Task, precision: str, batch_size: int, jobs: int, threads: int) -> Throughput:
+    """The same loop in `jobs` worker processes at once, `threads` torch threads each, as ``--jobs`` runs cells:
+    the combined rate (work summed, over the slowest worker's time). Workers start their timed loops together."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    context = multiprocessing.get_context("spawn")
+    with context.Manager() as manager, ProcessPoolExecutor(jobs, mp_context=context) as pool:
+        barrier = manager.Barrier(jobs)
+        args = (spec, task, precision, batch_size, threads, barrier)
+        parts = [f.result() for f in [pool.submit(_training_worker, *args) for _ in range(jobs)]]
+    return Throughput(
+        f"train (full, batch {batch_size}, {jobs} processes x {threads} thread{'s' if threads > 1 else ''})",
+        precision,
+        sum(p.examples for p in parts),
+        sum(p.real_tokens for p in parts),
+        sum(p.padded_tokens for p in parts),
+        max(p.seconds for p in parts),
+        sum(p.useful_gflop for p in parts),
+    )
+
+
+def _training_worker(spec, task: Task, precision: str, batch_size: int, threads: int, barrier) -> Throughput:
+    import torch
+
+    torch.set_num_threads(threads)
+    return measure_training(spec, task, precision, batch_size, ready=barrier.wait)
 
 
 def measure_inference(spec, task: Task, precision: str, batch_size: int = 64) -> Throughput:

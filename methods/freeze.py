@@ -55,15 +55,25 @@ class Freeze(FineTune):
             )
         return k
 
-    def fit(self, train, ctx) -> dict:
+    def blocks(self, ctx) -> tuple[int, int]:
+        """(frozen, total) encoder blocks of the context's model, read from its config."""
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(ctx.model.path, trust_remote_code=ctx.model.trust_remote_code)
-        k = self.frozen_count(config.num_hidden_layers)
+        return self.frozen_count(config.num_hidden_layers), config.num_hidden_layers
+
+    def fit(self, train, ctx) -> dict:
+        k, total = self.blocks(ctx)
         self._head = None
-        info = self._fit_head(train, ctx) if k == config.num_hidden_layers else super().fit(train, ctx)
+        info = self._fit_head(train, ctx) if k == total else super().fit(train, ctx)
         info["resolved"] = {"frozen_blocks": k, **info["resolved"]}
         return info
+
+    def precompute(self, ctx) -> None:
+        """Head only: the pooled vectors of the train pool and test split, which every cell reads."""
+        k, total = self.blocks(ctx)
+        if k == total:
+            ctx.frozen_features([])
 
     def prepare(self, model, ctx) -> None:
         blocks = modeling.encoder_blocks(model.body)

@@ -32,5 +32,9 @@ class LogReg:
         head = self._classifier.coef_.size + self._classifier.intercept_.size
         return {"trainable_params": head, "total_params": ctx.model.num_params + head}
 
+    def precompute(self, ctx) -> None:
+        """The embeddings of the train pool and test split, which every cell reads."""
+        ctx.frozen_features([])
+
     def predict(self, texts: list[str]) -> np.ndarray:
         return self._classifier.predict(self._ctx.frozen_features(texts))

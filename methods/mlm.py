@@ -68,6 +68,10 @@ class Mlm(FineTune):
         body, self._adapted = mlm.adapted_body(ctx, self.mlm_config())
         return body
 
+    def precompute(self, ctx) -> None:
+        """The adapted encoder, which every cell of this MLM configuration starts from."""
+        mlm.adapted_body(ctx, self.mlm_config())
+
     def fit(self, train, ctx) -> dict:
         info = super().fit(train, ctx)
         info["resolved"] = {**info["resolved"], **self._adapted.resolved}

@@ -124,3 +124,13 @@ def _offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("FEWSHOT_BENCH_CACHE", str(tmp_path / "cache"))
+
+
+@pytest.fixture(autouse=True)
+def one_job_unless_asked(monkeypatch):
+    """In-process runs use one job unless a test passes --jobs: on a multi-core machine the default would start
+    worker processes (seconds of start-up each) for a tiny grid. Tests of the default itself import
+    `default_jobs` at module level, before this patch."""
+    import benchmark.cli
+
+    monkeypatch.setattr(benchmark.cli, "default_jobs", lambda requested, *rest: requested or 1)

@@ -7,7 +7,7 @@ import sys
 import pytest
 from conftest import ROOT, synthetic_rows, write_csv
 
-from benchmark.cli import main
+from benchmark.cli import default_jobs, main
 
 
 def run(args, capsys=None):
@@ -214,8 +214,8 @@ def test_a_real_process_prints_no_traceback(tmp_path):
 @pytest.mark.parametrize(
     ("requested", "device", "cores", "gib", "expected"),
     [
-        (None, "cpu", 2, 24.0, 1),  # this machine: measured, one 2-thread process is fastest
-        (None, "cpu", 16, 64.0, 4),  # one worker per 4 cores
+        (None, "cpu", 2, 24.0, 2),  # this machine: measured, two 1-thread workers are fastest
+        (None, "cpu", 16, 128.0, 16),  # one worker per core
         (None, "cpu", 16, 9.0, 2),  # ... as memory allows
         (None, "cpu", 1, 0.5, 1),  # never below one
         (None, "cuda", 32, 128.0, 1),  # cells would queue on the one accelerator
@@ -223,6 +223,4 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     ],
 )
 def test_default_jobs_follows_cores_memory_and_device(requested, device, cores, gib, expected):
-    from benchmark.cli import default_jobs
-
     assert default_jobs(requested, device, cores, gib) == expected

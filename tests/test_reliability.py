@@ -209,14 +209,15 @@ def wait_for_records(folder, n, process, timeout=300):
 GRID = ["--methods", "full", "--shots", "4,8", "--seeds", "3", "--set", "full.max_epochs=4"]
 
 
-def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(tiny_csv, tiny_model, tmp_path):
-    base = ["--dataset", str(tiny_csv), "--model", str(tiny_model), *GRID]
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(tiny_csv, tiny_model, tmp_path, jobs):
+    base = ["--dataset", str(tiny_csv), "--model", str(tiny_model), *GRID, "--jobs", jobs]
     reference = run_to_end(base, tmp_path / "ref")
     assert reference.returncode == 0, reference.stderr
     killed = start(base, tmp_path / "killed")
     wait_for_records(tmp_path / "killed", 2, killed)
     killed.send_signal(signal.SIGKILL)
-    killed.communicate()
+    killed.communicate(timeout=30)  # returns once no process holds its output: workers exit with their parent
     partial = records_of(tmp_path / "killed")
     assert 2 <= len(partial) < 6
     # a record torn by the kill must not poison the resume: simulate the worst case explicitly as well
@@ -267,3 +268,35 @@ def test_jobs_2_gives_the_same_records_as_jobs_1(args, tmp_path, throwaway):
     serial, both = records_of(tmp_path / "run"), records_of(tmp_path / "parallel")
     assert len(both) == 12 and {r["threads"] for r in both} == {max(1, (os.cpu_count() or 1) // 2)}
     assert comparable(serial) == comparable(both)
+
+
+def test_jobs_2_does_the_one_off_work_before_the_workers_start(args, tmp_path, capsys):
+    grid = ["--methods", "logreg,mlm", "--set", "mlm.max_epochs=2", "--cache-dir", str(tmp_path / "cache")]
+    assert main(args + grid + ["--jobs", "2"]) == 0
+    records = records_of(tmp_path / "run")
+    mlm_records = [r for r in records if r["method"] == "mlm"]
+    # the main process trained the adapted encoder; every worker loaded it (none trained its own)
+    assert len(mlm_records) == 4 and {r["params"]["resolved"]["mlm_cache"] for r in mlm_records} == {"hit"}
+    assert len(list((tmp_path / "cache" / "mlm").glob("*/"))) == 1
+    # its cost is reported once, on one record, as a run in one process reports it
+    charged = sorted(r["shared_seconds"] or 0.0 for r in mlm_records)
+    assert charged[-1] > sum(charged[:-1])
+    # and the records are those of a run in one process
+    serial = [a if a != str(tmp_path / "run") else str(tmp_path / "serial") for a in args]
+    assert main(serial + grid + ["--jobs", "1", "--no-cache"]) == 0
+    strip = lambda rs: [{**r, "params": {**r["params"], "resolved": {}}} for r in rs]  # noqa: E731  mlm_cache
+    assert comparable(strip(records_of(tmp_path / "serial"))) == comparable(strip(records))
+
+
+def test_a_free_worker_takes_the_longest_cell_of_the_earliest_pending_budget():
+    from benchmark.runner import Cell, next_cell
+
+    cells = [Cell(m, {}, shots, seed, f"{m}{shots}{seed}") for shots in (8, 64) for seed in (0, 1) for m in "abc"]
+    assert next_cell(cells, {}) == cells[0]  # nothing timed yet: plan order
+    timed = {("a", 8): [1.0], ("b", 8): [30.0], ("c", 8): [5.0]}
+    assert next_cell(cells[3:], timed) == cells[4]  # b, seed 1: the slowest method at this budget
+    later = cells[6:]  # only budget 64 left: same-budget timings win over other budgets'
+    assert next_cell(later, timed) == cells[7]
+    assert next_cell(later, timed | {("c", 64): [100.0], ("b", 64): [40.0]}) == cells[8]
+    untimed = {k: v for k, v in timed.items() if k[0] != "c"}
+    assert next_cell(later, untimed) == cells[8]  # a method never timed goes first: it may be the longest

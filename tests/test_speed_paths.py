@@ -82,6 +82,10 @@ def test_speed_report_runs_and_counts_the_right_matmul_parameters(tiny_csv, tiny
                 str(tiny_model),
                 "--precisions",
                 "fp32",
+                "--threads",
+                "2",
+                "--jobs",
+                "2",
                 "--json",
                 str(out),
             ]
@@ -91,9 +95,12 @@ def test_speed_report_runs_and_counts_the_right_matmul_parameters(tiny_csv, tiny
     report = json.loads(out.read_text())
     assert report["peak_gflops"]["fp32"] > 0
     phases = {row["phase"]: row for row in report["throughput"]}
-    assert set(phases) == {"train (full, batch 16)", "train (full, batch 32)", "inference"}
+    parallel = "train (full, batch 16, 2 processes x 1 thread)"
+    assert set(phases) == {"train (full, batch 16)", "train (full, batch 32)", parallel, "inference"}
     for row in phases.values():
         assert row["efficiency"] > 0 and row["padding overhead"] >= 1.0
+    # each worker trains the same sample in the same batches as the one-process row
+    assert phases[parallel]["padding overhead"] == phases["train (full, batch 16)"]["padding overhead"]
     from benchmark.speed import matmul_params
 
     model = modeling.build_classifier(modeling.load_body(modeling.resolve_model(str(tiny_model))), "mean", 2)
