@@ -39,7 +39,8 @@ class Method(Protocol):
 
     # Optional: ``precompute(self, ctx) -> None`` does the configuration's one-off work (frozen features, an
     # adapted encoder: whatever `fit` would otherwise compute on its first cell and cache for the others).
-    # Before parallel workers start, the runner calls it once in the main process, with every thread.
+    # With parallel workers, the runner calls it once, as a worker task of its own, and holds the method's cells
+    # until it is done (or, when every cell needs such work, in the main process with every thread first).
 
 
 class RegistryError(UsageError):

@@ -251,43 +251,59 @@ def run_cells(
     """Run `cells` until done or a stop is requested, yielding each record as its cell finishes.
 
     plan.jobs=1 runs them in this process, in order; more runs them in that many worker processes (each with
-    `plan.threads` torch threads), after this process has done the methods' one-off work with all the threads
-    (`precompute`); this process stays the only writer. Workers ignore SIGINT: the first Ctrl-C lets running
-    cells finish and starts no new one, the second terminates the workers."""
+    `plan.threads` torch threads), this process staying the only writer. The methods' one-off work (their
+    optional `precompute`: frozen features, an adapted encoder) then runs as a worker task of its own while the
+    other workers run cells that do not need it; the method's cells wait for it. Where every cell needs one-off
+    work, there is nothing to overlap it with, and this process does it first with all the threads. Workers
+    ignore SIGINT: the first Ctrl-C lets running work finish and starts nothing new, the second terminates
+    the workers."""
     if not cells:
         return
     if plan.jobs <= 1:
         yield from _run_in_process(plan, cells, stop)
         return
-    one_off = precompute(plan, cells, stop, announce)
-    for cell, record, trace in _run_in_workers(plan, cells, stop, plan.jobs):
-        if record["status"] == "ok" and cell.method in one_off:
-            # the one-off work is reported on the method's first record, as when its first cell does it
-            record["shared_seconds"] = (record["shared_seconds"] or 0.0) + one_off.pop(cell.method)
+    one_off = {
+        cell.method: cell  # one cell per method: its cells share the method's parameters
+        for cell in cells
+        if hasattr(plan.specs[cell.method].cls, "precompute") and not plan.specs[cell.method].missing_requirements()
+    }
+    charged: dict[str, float] = {}  # one-off seconds by method, reported on the method's first ok record
+    if all(cell.method in one_off for cell in cells):
+        charged, one_off = precompute(plan, list(one_off.values()), stop, announce), {}
+    for cell, record, trace in _run_in_workers(plan, cells, stop, one_off, charged, announce):
+        if record["status"] == "ok" and cell.method in charged:
+            record["shared_seconds"] = (record["shared_seconds"] or 0.0) + charged.pop(cell.method)
         yield cell, record, trace
 
 
 def precompute(plan: Plan, cells: list[Cell], stop: StopRequest, announce: Callable[[str], None]) -> dict[str, float]:
-    """Each method's one-off work (its optional `precompute`: frozen features, an adapted encoder), done here
-    with all of the run's threads and left in the cache for the workers to load. Inside one worker it would run
-    on that worker's share of the threads while the others wait on its lock. Returns the seconds by method. A
-    failure is left for the method's cells to meet and record."""
+    """The one-off work of each cell's method, done here with all of the run's threads and left in the cache for
+    the workers to load. Returns the seconds by method."""
     import torch
 
     torch.set_num_threads(plan.jobs * plan.threads)
     features = plan.feature_store()
     seconds = {}
-    for cell in {c.method: c for c in cells}.values():  # one cell per method: they share its parameters
-        spec = plan.specs[cell.method]
-        if stop.requested or not hasattr(spec.cls, "precompute") or spec.missing_requirements():
-            continue
-        started = time.perf_counter()
-        with contextlib.suppress(Exception):
-            spec.cls(**cell.params).precompute(plan.context(0, features))
-        seconds[cell.method] = time.perf_counter() - started
-        if seconds[cell.method] >= 1:
-            announce(f"one-off work for {cell.method}: {seconds[cell.method]:.0f} s (shared by its cells)")
+    for cell in cells:
+        if stop.requested:
+            break
+        seconds[cell.method] = _precompute(plan, cell, features)
+        _announce_one_off(announce, cell.method, seconds[cell.method])
     return seconds
+
+
+def _precompute(plan: Plan, cell: Cell, features: FeatureStore) -> float:
+    """Run a method's one-off work; return its seconds. A failure is left for the method's cells to meet and
+    record, each of them then trying the work itself."""
+    started = time.perf_counter()
+    with contextlib.suppress(Exception):
+        plan.specs[cell.method].cls(**cell.params).precompute(plan.context(0, features))
+    return time.perf_counter() - started
+
+
+def _announce_one_off(announce: Callable[[str], None], method: str, seconds: float) -> None:
+    if seconds >= 1:
+        announce(f"one-off work for {method}: {seconds:.0f} s (shared by its cells)")
 
 
 def _run_in_process(plan: Plan, cells: list[Cell], stop: StopRequest) -> Iterator[tuple[Cell, dict, str | None]]:
@@ -330,40 +346,70 @@ def _run_in_worker(cell: Cell) -> tuple[dict, str | None]:
     return run_cell(_worker_plan, cell, _worker_features)
 
 
+def _precompute_in_worker(cell: Cell) -> float:
+    return _precompute(_worker_plan, cell, _worker_features)
+
+
 def _run_in_workers(
-    plan: Plan, cells: list[Cell], stop: StopRequest, jobs: int
+    plan: Plan,
+    cells: list[Cell],
+    stop: StopRequest,
+    one_off: dict[str, Cell],
+    charged: dict[str, float],
+    announce: Callable[[str], None],
 ) -> Iterator[tuple[Cell, dict, str | None]]:
+    """Run the cells and the methods' pending one-off work (`one_off`, by method) in `plan.jobs` workers,
+    adding each one-off task's seconds to `charged` as it finishes."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    pending = list(cells)
+    pending, waiting = list(cells), dict(one_off)
     seconds: dict = {}  # (method, shots) -> train + predict seconds of its finished cells
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
-    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(plan,))
-    running: dict = {}
+    start_pool = lambda: ProcessPoolExecutor(  # noqa: E731
+        plan.jobs, mp_context=context, initializer=_init_worker, initargs=(plan,)
+    )
+    pool = start_pool()
+    running: dict = {}  # future -> cell
+    working: dict = {}  # future -> method whose one-off work it is doing
     try:
-        while pending or running:
-            while pending and len(running) < jobs and not stop.requested:
-                cell = next_cell(pending, seconds)
-                pending.remove(cell)
-                running[pool.submit(_run_in_worker, cell)] = cell
-            if not running:
+        while pending or running or working:
+            while len(running) + len(working) < plan.jobs and not stop.requested:
+                task = next_task(pending, waiting, set(working.values()), seconds)
+                if task is None:
+                    break
+                kind, cell = task
+                if kind == "one-off":
+                    del waiting[cell.method]
+                    working[pool.submit(_precompute_in_worker, cell)] = cell.method
+                else:
+                    pending.remove(cell)
+                    running[pool.submit(_run_in_worker, cell)] = cell
+            if not running and not working:
                 return
-            done, _ = wait(running, timeout=0.5, return_when=FIRST_COMPLETED)
+            done, _ = wait([*running, *working], timeout=0.5, return_when=FIRST_COMPLETED)
             for future in done:
-                if future not in running:  # re-queued after a worker died under another cell
+                if future not in running and future not in working:  # dropped when a worker died
                     continue
-                cell = running.pop(future)
+                cell, method = running.pop(future, None), working.pop(future, None)
                 try:
-                    record, trace = future.result()
+                    result = future.result()
                 except BrokenProcessPool:
-                    # the worker died under this cell (typically the kernel's out-of-memory killer)
-                    record, trace = _worker_died(plan, cell), None
+                    # a worker died (typically the kernel's out-of-memory killer) and took the pool with it: its
+                    # cell is recorded as failed, the other running cells run again, and one-off work in progress
+                    # is left to the method's cells, which each try it themselves
+                    result = None if cell is None else (_worker_died(plan, cell), None)
                     pool.shutdown(wait=False, cancel_futures=True)
                     pending[:0] = running.values()
-                    running.clear()
-                    pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker, initargs=(plan,))
+                    running, working = {}, {}
+                    pool = start_pool()
+                if method is not None:
+                    if result is not None:
+                        charged[method] = charged.get(method, 0.0) + result
+                        _announce_one_off(announce, method, result)
+                    continue
+                record, trace = result
                 if record["status"] == "ok":
                     seconds.setdefault((cell.method, cell.shots), []).append(
                         record["train_seconds"] + record["predict_seconds"]
@@ -371,13 +417,26 @@ def _run_in_workers(
                 yield cell, record, trace
     finally:
         for process in list(getattr(pool, "_processes", {}).values()):
-            if running:
+            if running or working:
                 process.terminate()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def next_task(
+    pending: list[Cell], waiting: dict[str, Cell], working: set[str], seconds: dict[tuple[str, int | str], list[float]]
+) -> tuple[str, Cell] | None:
+    """What a free worker runs next, as ("one-off", the method's cell) or ("cell", cell): one-off work waiting to
+    start (`waiting`, by method) goes first, one such task at a time, so that two workers never compute the
+    same shared features; else the next cell (`next_cell`) among those whose method has no one-off work waiting
+    or in progress (`working`). None: nothing can start now."""
+    if waiting and not working:
+        return "one-off", next(iter(waiting.values()))
+    ready = [cell for cell in pending if cell.method not in waiting and cell.method not in working]
+    return ("cell", next_cell(ready, seconds)) if ready else None
+
+
 def next_cell(pending: list[Cell], seconds: dict[tuple[str, int | str], list[float]]) -> Cell:
-    """What a free worker runs next: a cell of the earliest budget still pending (an interrupted grid keeps
+    """The cell a free worker runs next: one of the earliest budget still pending (an interrupted grid keeps
     comparable rows at the small budgets), of the method whose finished cells took longest (at this budget if
     any finished, else at any), a method not yet timed first. Longest first keeps every worker busy to the end
     instead of one finishing a long cell alone."""

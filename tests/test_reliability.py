@@ -270,12 +270,15 @@ def test_jobs_2_gives_the_same_records_as_jobs_1(args, tmp_path, throwaway):
     assert comparable(serial) == comparable(both)
 
 
-def test_jobs_2_does_the_one_off_work_before_the_workers_start(args, tmp_path, capsys):
-    grid = ["--methods", "logreg,mlm", "--set", "mlm.max_epochs=2", "--cache-dir", str(tmp_path / "cache")]
+@pytest.mark.parametrize("methods", ["logreg,mlm", "logreg,full,mlm"])
+def test_jobs_2_does_each_one_off_work_once_and_charges_it_once(args, tmp_path, methods):
+    # logreg,mlm: every cell needs one-off work, which the main process does first with every thread;
+    # logreg,full,mlm: it runs as worker tasks while the other worker runs full's cells
+    grid = ["--methods", methods, "--set", "mlm.max_epochs=2", "--cache-dir", str(tmp_path / "cache")]
     assert main(args + grid + ["--jobs", "2"]) == 0
     records = records_of(tmp_path / "run")
     mlm_records = [r for r in records if r["method"] == "mlm"]
-    # the main process trained the adapted encoder; every worker loaded it (none trained its own)
+    # the adapted encoder was trained once, before any mlm cell started: every cell found it done
     assert len(mlm_records) == 4 and {r["params"]["resolved"]["mlm_cache"] for r in mlm_records} == {"hit"}
     assert len(list((tmp_path / "cache" / "mlm").glob("*/"))) == 1
     # its cost is reported once, on one record, as a run in one process reports it
@@ -286,6 +289,24 @@ def test_jobs_2_does_the_one_off_work_before_the_workers_start(args, tmp_path, c
     assert main(serial + grid + ["--jobs", "1", "--no-cache"]) == 0
     strip = lambda rs: [{**r, "params": {**r["params"], "resolved": {}}} for r in rs]  # noqa: E731  mlm_cache
     assert comparable(strip(records_of(tmp_path / "serial"))) == comparable(strip(records))
+
+
+def test_one_off_work_goes_first_one_task_at_a_time_and_holds_back_its_method():
+    from benchmark.runner import Cell, next_task
+
+    cells = [Cell(m, {}, shots, 0, f"{m}{shots}") for shots in (8, 64) for m in ("logreg", "full", "mlm")]
+    logreg8, full8, mlm8, logreg64, full64, mlm64 = cells
+    waiting = {"logreg": logreg64, "mlm": mlm64}
+    assert next_task(cells, waiting, set(), {}) == ("one-off", logreg64)
+    # features in progress: the next worker does not start the MLM too, but a cell that needs neither
+    assert next_task(cells, {"mlm": mlm64}, {"logreg"}, {}) == ("cell", full8)
+    # once the features are done the MLM starts, and logreg's cells are free to run
+    assert next_task(cells, {"mlm": mlm64}, set(), {}) == ("one-off", mlm64)
+    assert next_task(cells, {}, {"mlm"}, {}) == ("cell", logreg8)
+    # a held-back method does not stop the grid moving on to the next budget
+    assert next_task([mlm8, full64, mlm64], {}, {"mlm"}, {}) == ("cell", full64)
+    assert next_task([mlm8, mlm64], {}, {"mlm"}, {}) is None  # nothing to do until the MLM is done
+    assert next_task([mlm8, full64, mlm64], {}, set(), {}) == ("cell", mlm8)
 
 
 def test_a_free_worker_takes_the_longest_cell_of_the_earliest_pending_budget():
