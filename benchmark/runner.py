@@ -373,9 +373,18 @@ def _run_in_workers(
     pool = start_pool()
     running: dict = {}  # future -> cell
     working: dict = {}  # future -> method whose one-off work it is doing
+    suspects: set[str] = set()  # keys of cells that were running when a worker died: each runs again alone
     try:
         while pending or running or working:
             while len(running) + len(working) < plan.jobs and not stop.requested:
+                if any(cell.key in suspects for cell in running.values()):
+                    break  # a suspect runs alone
+                suspect = next((cell for cell in pending if cell.key in suspects), None)
+                if suspect is not None:
+                    if not running and not working:
+                        pending.remove(suspect)
+                        running[pool.submit(_run_in_worker, suspect)] = suspect
+                    break
                 task = next_task(pending, waiting, set(working.values()), seconds)
                 if task is None:
                     break
@@ -396,12 +405,19 @@ def _run_in_workers(
                 try:
                     result = future.result()
                 except BrokenProcessPool:
-                    # a worker died (typically the kernel's out-of-memory killer) and took the pool with it: its
-                    # cell is recorded as failed, the other running cells run again, and one-off work in progress
-                    # is left to the method's cells, which each try it themselves
-                    result = None if cell is None else (_worker_died(plan, cell), None)
+                    # a worker died (typically the kernel's out-of-memory killer) and took the pool with it. Which
+                    # one is unknown, so every cell that was running goes back to run again alone: a cell whose
+                    # worker dies while it runs alone is the cause and is recorded as failed (one that ran out
+                    # of memory only beside another may pass). One-off work in progress is left to the
+                    # method's cells, which each try it themselves.
+                    if cell is not None and cell.key in suspects:
+                        result = (_worker_died(plan, cell), None)
+                    else:
+                        result = None
+                        rerun = [*([cell] if cell else []), *running.values()]
+                        suspects.update(c.key for c in rerun)
+                        pending[:0] = rerun
                     pool.shutdown(wait=False, cancel_futures=True)
-                    pending[:0] = running.values()
                     running, working = {}, {}
                     pool = start_pool()
                 if method is not None:
@@ -409,6 +425,9 @@ def _run_in_workers(
                         charged[method] = charged.get(method, 0.0) + result
                         _announce_one_off(announce, method, result)
                     continue
+                if result is None:
+                    continue
+                suspects.discard(cell.key)
                 record, trace = result
                 if record["status"] == "ok":
                     seconds.setdefault((cell.method, cell.shots), []).append(

@@ -72,6 +72,39 @@ class FailsOnSeedOne:
 
 
 @dataclass
+class Majority:
+    """Predicts the majority label of its sample."""
+
+    def fit(self, train, ctx):
+        self.label = int(np.bincount(train.labels).argmax())
+        return {"trainable_params": 1, "total_params": 1}
+
+    def predict(self, texts):
+        return np.full(len(texts), self.label)
+
+
+@dataclass
+class KillsItsWorkerOnSeedOne(Majority):
+    """The process running seed 1 dies without a word, as under the kernel's out-of-memory killer."""
+
+    def fit(self, train, ctx):
+        if ctx.seed == 1:
+            os._exit(1)
+        return super().fit(train, ctx)
+
+
+@dataclass
+class KillsTheWorkerDoingItsOneOffWork(Majority):
+    """Its one-off work kills the worker process doing it (it would kill the test if run in the main process)."""
+
+    def precompute(self, ctx):
+        import multiprocessing
+
+        if multiprocessing.parent_process() is not None:
+            os._exit(1)
+
+
+@dataclass
 class NanLoss(FineTune):
     """Fine-tuning whose head weights are NaN: the loss is NaN at the first step."""
 
@@ -307,6 +340,26 @@ def test_one_off_work_goes_first_one_task_at_a_time_and_holds_back_its_method():
     assert next_task([mlm8, full64, mlm64], {}, {"mlm"}, {}) == ("cell", full64)
     assert next_task([mlm8, mlm64], {}, {"mlm"}, {}) is None  # nothing to do until the MLM is done
     assert next_task([mlm8, full64, mlm64], {}, set(), {}) == ("cell", mlm8)
+
+
+def test_a_worker_that_dies_fails_its_cell_and_the_other_cells_run_again(args, tmp_path, throwaway):
+    throwaway("killer", KillsItsWorkerOnSeedOne)
+    throwaway("majority", Majority)
+    assert main(args + ["--methods", "killer,majority", "--jobs", "2"]) == 1
+    records = records_of(tmp_path / "run")
+    # each cell once: the cells running beside a dying one ran again, alone, and only the cause failed
+    assert len(records) == 8
+    failed = [(r["method"], r["shots"], r["seed"], r["error"]["type"]) for r in records if r["status"] == "failed"]
+    assert sorted(failed) == [("killer", 4, 1, "WorkerDied"), ("killer", 8, 1, "WorkerDied")]
+
+
+def test_one_off_work_whose_worker_dies_is_left_to_the_cells(args, tmp_path, throwaway):
+    throwaway("one-off-killer", KillsTheWorkerDoingItsOneOffWork)
+    throwaway("majority", Majority)
+    assert main(args + ["--methods", "one-off-killer,majority", "--jobs", "2"]) == 0
+    records = records_of(tmp_path / "run")
+    assert len(records) == 8 and {r["status"] for r in records} == {"ok"}
+    assert not any(r["shared_seconds"] for r in records)  # the work never finished: nothing to charge
 
 
 def test_a_free_worker_takes_the_longest_cell_of_the_earliest_pending_budget():
