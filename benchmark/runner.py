@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -267,13 +267,10 @@ def run_cells(
         for cell in cells
         if hasattr(plan.specs[cell.method].cls, "precompute") and not plan.specs[cell.method].missing_requirements()
     }
-    charged: dict[str, float] = {}  # one-off seconds by method, reported on the method's first ok record
+    charged: dict[str, float] = {}
     if all(cell.method in one_off for cell in cells):
         charged, one_off = precompute(plan, list(one_off.values()), stop, announce), {}
-    for cell, record, trace in _run_in_workers(plan, cells, stop, one_off, charged, announce):
-        if record["status"] == "ok" and cell.method in charged:
-            record["shared_seconds"] = (record["shared_seconds"] or 0.0) + charged.pop(cell.method)
-        yield cell, record, trace
+    yield from _run_in_workers(plan, cells, stop, one_off, charged, announce)
 
 
 def precompute(plan: Plan, cells: list[Cell], stop: StopRequest, announce: Callable[[str], None]) -> dict[str, float]:
@@ -358,13 +355,14 @@ def _run_in_workers(
     charged: dict[str, float],
     announce: Callable[[str], None],
 ) -> Iterator[tuple[Cell, dict, str | None]]:
-    """Run the cells and the methods' pending one-off work (`one_off`, by method) in `plan.jobs` workers,
-    adding each one-off task's seconds to `charged` as it finishes."""
+    """Run the cells and the methods' pending one-off work (`one_off`, by method) in `plan.jobs` workers. The
+    seconds of one-off work (`charged`: done before, by method; then each task's as it finishes) go on the
+    method's first ok record, as when its first cell does the work."""
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    pending, waiting = list(cells), dict(one_off)
+    pending, waiting, charged = list(cells), dict(one_off), dict(charged)
     seconds: dict = {}  # (method, shots) -> train + predict seconds of its finished cells
     context = multiprocessing.get_context("spawn")  # fork after torch has started threads can deadlock
     start_pool = lambda: ProcessPoolExecutor(  # noqa: E731
@@ -377,15 +375,7 @@ def _run_in_workers(
     try:
         while pending or running or working:
             while len(running) + len(working) < plan.jobs and not stop.requested:
-                if any(cell.key in suspects for cell in running.values()):
-                    break  # a suspect runs alone
-                suspect = next((cell for cell in pending if cell.key in suspects), None)
-                if suspect is not None:
-                    if not running and not working:
-                        pending.remove(suspect)
-                        running[pool.submit(_run_in_worker, suspect)] = suspect
-                    break
-                task = next_task(pending, waiting, set(working.values()), seconds)
+                task = next_task(pending, waiting, set(working.values()), seconds, running.values(), suspects)
                 if task is None:
                     break
                 kind, cell = task
@@ -433,6 +423,8 @@ def _run_in_workers(
                     seconds.setdefault((cell.method, cell.shots), []).append(
                         record["train_seconds"] + record["predict_seconds"]
                     )
+                    if cell.method in charged:
+                        record["shared_seconds"] = (record["shared_seconds"] or 0.0) + charged.pop(cell.method)
                 yield cell, record, trace
     finally:
         for process in list(getattr(pool, "_processes", {}).values()):
@@ -442,12 +434,24 @@ def _run_in_workers(
 
 
 def next_task(
-    pending: list[Cell], waiting: dict[str, Cell], working: set[str], seconds: dict[tuple[str, int | str], list[float]]
+    pending: list[Cell],
+    waiting: dict[str, Cell],
+    working: set[str],
+    seconds: dict[tuple[str, int | str], list[float]],
+    running: Iterable[Cell] = (),
+    suspects: set[str] = frozenset(),
 ) -> tuple[str, Cell] | None:
-    """What a free worker runs next, as ("one-off", the method's cell) or ("cell", cell): one-off work waiting to
+    """What a free worker runs next, as ("one-off", the method's cell) or ("cell", cell). A suspect (a cell that
+    was `running` when a worker died, by key) runs alone, before anything else. Then one-off work waiting to
     start (`waiting`, by method) goes first, one such task at a time, so that two workers never compute the
     same shared features; else the next cell (`next_cell`) among those whose method has no one-off work waiting
     or in progress (`working`). None: nothing can start now."""
+    running = list(running)
+    if any(cell.key in suspects for cell in running):
+        return None
+    suspect = next((cell for cell in pending if cell.key in suspects), None)
+    if suspect is not None:
+        return ("cell", suspect) if not running and not working else None
     if waiting and not working:
         return "one-off", next(iter(waiting.values()))
     ready = [cell for cell in pending if cell.method not in waiting and cell.method not in working]
