@@ -211,15 +211,30 @@ class Tokens:
         return input_ids.to(device), mask.to(device)
 
 
-def train_batches(lengths: np.ndarray, batch_size: int, rng: np.random.Generator, window: int = 50) -> list[np.ndarray]:
+def train_batches(
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: np.random.Generator,
+    window: int = 50,
+    shorter: np.ndarray | None = None,
+    group: int = 4,
+) -> list[np.ndarray]:
     """One epoch of length-bucketed batches: shuffle, sort within windows of `window` batches by length,
     cut into batches, shuffle the batch order. Batches hold similar lengths (little padding) while their order
-    and membership stay random across epochs."""
+    and membership stay random across epochs.
+
+    For pairs whose two texts are embedded in two forwards (the longer texts of a batch together, the shorter
+    together), `lengths` is the longer text's length and `shorter` the other's: each run of `group` batches
+    of similar longer lengths is re-sorted by the shorter length before it is cut, so both forwards stay
+    narrow."""
     order = rng.permutation(len(lengths))
     batches = []
     for start in range(0, len(order), batch_size * window):
         chunk = order[start : start + batch_size * window]
         chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        if shorter is not None:
+            runs = [chunk[i : i + batch_size * group] for i in range(0, len(chunk), batch_size * group)]
+            chunk = np.concatenate([run[np.argsort(shorter[run], kind="stable")] for run in runs])
         batches.extend(chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size))
     return [batches[i] for i in rng.permutation(len(batches))]
 

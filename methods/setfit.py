@@ -30,15 +30,18 @@ epochs until it reaches the count, so an always-on cap would train small budgets
 drawn), and its pair generation indexes all n(n+1)/2 combinations: ~2.5 GB of transient memory on the whole
 pool, capped or not.
 
-Batches: pairs of similar length go together (``group_by_length``, default on; `length_grouped_batches`).
-The library shuffles pairs freely and pads each side of a batch to its longest text; on the 64-per-class
-Rotten Tomatoes pairs that computes ~1.65x the real tokens, grouped ~1.23x, and a step of 16 pairs took
-0.80 s instead of 1.09 s (median of 60 steps, 2 threads). Each pair is still used once per epoch in a random
-batch, as the harness's own loops bucket (`modeling.train_batches`); ``--set setfit.group_by_length=false``
-restores the library's order. Against the library's order on the same samples and seeds (the 8/64 grid,
-3 seeds): macro-F1 -0.7 points at 8 per class and +0.5 at 64, both well inside the seed spread, and the
-64-per-class cell's training took 272 s a seed against 396 s in the earlier grid (different runs, so only
-indicative; the step timings above were measured back to back on an idle machine).
+Batches (``group_by_length``, default on): the library shuffles pairs freely and embeds each column of a
+batch in its own forward, padded to its longest text; on the Rotten Tomatoes pairs at 8 and 64 per class
+(3 seeds each) that computes 1.58-2.02x the real tokens. Here the longer text of every pair goes in one
+forward and the shorter in the other (`pairs_by_length_loss`: the cosine is symmetric, so the loss and
+gradients are the library's up to dropout sampling), and pairs are grouped by the longer length, then the
+shorter (`length_grouped_batches`): 1.08-1.11x. A 64-per-class step on one thread took 1.21 s against 1.37 s
+when pairs were grouped by the longer text alone (1.18-1.32x; 100 steps each, interleaved, one process).
+Each pair is still used once per epoch in a random batch, as the harness's own loops bucket
+(`modeling.train_batches`); ``--set setfit.group_by_length=false`` restores the library's order and loss.
+Against the library's order on the same samples and seeds (the 8/64 grid, 3 seeds, with the earlier
+grouping by the longer text): macro-F1 -0.7 points at 8 per class and +0.5 at 64, both well inside the seed
+spread.
 
 Device: under ``--device cpu`` the library's Trainer is kept on the CPU even where a GPU is visible (it takes
 one by default).
@@ -80,6 +83,7 @@ class SetFit:
     def fit(self, train, ctx) -> dict:
         from datasets import Dataset
         from sentence_transformers import SentenceTransformer
+        from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
         from setfit import SetFitModel, Trainer, TrainingArguments
         from sklearn.linear_model import LogisticRegression
 
@@ -107,6 +111,7 @@ class SetFit:
                 max_steps=self.max_steps if capped else -1,
                 max_length=ctx.model.max_length,
                 seed=ctx.seed,
+                loss=pairs_by_length_loss() if self.group_by_length else CosineSimilarityLoss,
                 show_progress_bar=False,
                 report_to="none",
                 logging_strategy="no",
@@ -130,7 +135,7 @@ class SetFit:
         head_params = head.coef_.size + head.intercept_.size
         resolved = {
             "sampling": f"num_iterations={self.num_iterations}" if self.num_iterations else "oversampling",
-            "batches": "length-grouped" if self.group_by_length else "shuffled",
+            "batches": "length-paired" if self.group_by_length else "shuffled",
             "pairs": generated,
             "steps": state.global_step,
             "steps_uncapped": uncapped,
@@ -169,11 +174,12 @@ def pair_count(labels: list[int], num_iterations: int | None) -> int:
 def length_grouped_batches(tokenizer, max_length: int):
     """A sentence-transformers ``batch_sampler`` for setfit's pair dataset that batches pairs of similar length.
 
-    sentence-transformers pads each side of a batch to its longest text; with shuffled batches of short
-    snippets that is ~1.65x the real tokens (measured on the 64-per-class Rotten Tomatoes pairs), with these
-    ~1.23x. Every pair is still used exactly once per epoch, and batch order and membership stay random: the
-    same bucketing as the harness's own loops (`modeling.train_batches`, keyed here by the longer text of the
-    pair), reshuffled every epoch from the cell's seed."""
+    Each side of a pair batch is embedded in its own forward, padded to its longest text; with shuffled
+    batches of short snippets that is ~1.65x the real tokens (measured on the 64-per-class Rotten Tomatoes
+    pairs). `PairsByLength` embeds the longer text of every pair in one forward and the shorter in the other,
+    and this sampler groups pairs by the longer length, then the shorter (`modeling.train_batches`): ~1.09x.
+    Every pair is still used exactly once per epoch, and batch order and membership stay random, reshuffled
+    every epoch from the cell's seed."""
     from sentence_transformers.base.sampler import DefaultBatchSampler
 
     from benchmark.modeling import train_batches
@@ -185,15 +191,56 @@ def length_grouped_batches(tokenizer, max_length: int):
             texts = list(dict.fromkeys(first + second))
             ids = tokenizer(texts, truncation=True, max_length=max_length)["input_ids"]
             length = dict(zip(texts, map(len, ids), strict=True))
-            self.keys = np.maximum([length[text] for text in first], [length[text] for text in second])
+            first_lengths = np.array([length[text] for text in first])
+            second_lengths = np.array([length[text] for text in second])
+            self.longer = np.maximum(first_lengths, second_lengths)
+            self.shorter = np.minimum(first_lengths, second_lengths)
 
         def __iter__(self):
             rng = np.random.default_rng([self.seed, self.epoch])
-            for batch in train_batches(self.keys, self.batch_size, rng):
+            for batch in train_batches(self.longer, self.batch_size, rng, shorter=self.shorter):
                 if len(batch) == self.batch_size or not self.drop_last:
                     yield batch.tolist()
 
     return LengthGroupedBatchSampler
+
+
+def pairs_by_length_loss():
+    """setfit's CosineSimilarityLoss with the two forwards of a pair batch split by length, not by column: the
+    longer text of every pair goes in one forward, the shorter in the other. The cosine is symmetric and each
+    text is embedded on its own, so the loss and gradients are the library's, up to dropout sampling; only the
+    padding shrinks (with `length_grouped_batches`). Needs right padding; otherwise it embeds by column."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    class PairsByLength(CosineSimilarityLoss):
+        def forward(self, sentence_features, labels):
+            first, second = sentence_features
+            masks = first["attention_mask"], second["attention_mask"]
+            if not all(bool(mask[:, 0].all()) for mask in masks):
+                return super().forward(sentence_features, labels)  # left padding: rows cannot be re-cut
+            swap = (masks[0].sum(1) < masks[1].sum(1))[:, None]
+            width = max(mask.shape[1] for mask in masks)
+            longer, shorter = dict(first), dict(first)
+            for key in _token_keys(first):
+                a, b = (torch.nn.functional.pad(side[key], (0, width - side[key].shape[1])) for side in (first, second))
+                longer[key], shorter[key] = torch.where(swap, b, a), torch.where(swap, a, b)
+            embeddings = [self.model(_trimmed(side))["sentence_embedding"] for side in (longer, shorter)]
+            return self.compute_loss_from_embeddings(embeddings, labels)
+
+    return PairsByLength
+
+
+def _token_keys(features: dict) -> list[str]:
+    """The per-token tensors of a tokenised batch (input_ids, attention_mask, token_type_ids, ...)."""
+    rows = features["attention_mask"].shape[0]
+    return [k for k, v in features.items() if getattr(v, "ndim", 0) == 2 and v.shape[0] == rows]
+
+
+def _trimmed(features: dict) -> dict:
+    """`features` without the trailing columns that are padding in every row."""
+    width = int(features["attention_mask"].sum(1).max())
+    return features | {key: features[key][:, :width] for key in _token_keys(features)}
 
 
 @contextlib.contextmanager

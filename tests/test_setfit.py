@@ -108,9 +108,13 @@ def pairs_of_mixed_length(n: int):
     )
 
 
-def padded_tokens(dataset, batches) -> int:
-    lengths = {side: np.array([len(t.split()) for t in dataset[side]]) for side in ("sentence_1", "sentence_2")}
-    return sum(len(b) * (lengths["sentence_1"][b].max() + lengths["sentence_2"][b].max()) for b in map(list, batches))
+def padded_tokens(dataset, batches, by_length: bool) -> int:
+    """Tokens a pair batch computes: two forwards, each padded to its longest text. By column (the library's
+    loss), or the longer texts of the pairs together and the shorter together (`pairs_by_length_loss`)."""
+    first, second = (np.array([len(t.split()) for t in dataset[side]]) for side in ("sentence_1", "sentence_2"))
+    if by_length:
+        first, second = np.maximum(first, second), np.minimum(first, second)
+    return sum(len(b) * (first[b].max() + second[b].max()) for b in map(list, batches))
 
 
 def test_length_grouped_pair_batches_use_every_pair_once_reshuffle_per_epoch_and_cut_padding():
@@ -122,8 +126,75 @@ def test_length_grouped_pair_batches_use_every_pair_once_reshuffle_per_epoch_and
     assert epoch0 == list(sampler)  # same seed and epoch: same batches
     sampler.set_epoch(1)
     assert list(sampler) != epoch0
-    shuffled = np.random.default_rng(3).permutation(330)
-    assert padded_tokens(dataset, epoch0) < 0.8 * padded_tokens(dataset, np.array_split(shuffled, 21))
+    shuffled = np.array_split(np.random.default_rng(3).permutation(330), 21)
+    assert padded_tokens(dataset, epoch0, by_length=True) < 0.7 * padded_tokens(dataset, shuffled, by_length=False)
+
+
+def test_grouping_by_the_shorter_text_too_cuts_padding_beyond_grouping_by_the_longer_alone():
+    from benchmark.modeling import train_batches
+
+    dataset = pairs_of_mixed_length(800)
+    sampler = length_grouped_batches(words, max_length=512)(dataset, batch_size=16, drop_last=False, seed=3)
+    by_longer = train_batches(sampler.longer, 16, np.random.default_rng(3))
+    assert padded_tokens(dataset, list(sampler), True) < 0.92 * padded_tokens(dataset, by_longer, True)
+
+
+@pytest.fixture()
+def tiny_body(tiny_spec):
+    from sentence_transformers import SentenceTransformer
+
+    return SentenceTransformer(tiny_spec.path, device="cpu").eval()  # eval: no dropout, so losses compare exactly
+
+
+def pair_features(body, first, second, padding_side="right"):
+    body.tokenizer.padding_side = padding_side
+    try:
+        return [body.preprocess(first), body.preprocess(second)]
+    finally:
+        body.tokenizer.padding_side = "right"
+
+
+@pytest.mark.parametrize("padding_side", ["right", "left"])
+def test_pairs_by_length_loss_equals_the_library_loss_and_its_gradients(tiny_body, padding_side):
+    import torch
+    from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
+
+    from methods.setfit import pairs_by_length_loss
+
+    first = ["a b c d e f g h i j", "a", "b c", "d e f g h i j k l m n o p", "q"]
+    second = ["k", "l m n o p q r s t u v", "w x y", "z", "a b c d e f g h"]
+    labels = torch.tensor([1.0, 0.0, 1.0, 0.0, 1.0])
+    results = []
+    for loss in (CosineSimilarityLoss(tiny_body), pairs_by_length_loss()(tiny_body)):
+        tiny_body.zero_grad()
+        value = loss(pair_features(tiny_body, first, second, padding_side), labels)
+        value.backward()
+        results.append((value.detach(), [p.grad.clone() for p in tiny_body.parameters() if p.grad is not None]))
+    (library, library_grads), (ours, our_grads) = results
+    torch.testing.assert_close(ours, library)
+    assert len(our_grads) == len(library_grads) > 0
+    for a, b in zip(our_grads, library_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_pairs_by_length_loss_embeds_the_longer_texts_together_and_the_shorter_together(tiny_body, monkeypatch):
+    from methods.setfit import pairs_by_length_loss
+
+    widths = []
+    forward = type(tiny_body).forward
+
+    def recording(self, features, *args, **kwargs):
+        widths.append(tuple(features["attention_mask"].sum(1).tolist()) + (features["input_ids"].shape[1],))
+        return forward(self, features, *args, **kwargs)
+
+    monkeypatch.setattr(type(tiny_body), "forward", recording)
+    first, second = ["a b c d e f g h", "a"], ["b", "c d e f g h i j"]  # each column holds one long, one short
+    import torch
+
+    pairs_by_length_loss()(tiny_body)(pair_features(tiny_body, first, second), torch.tensor([1.0, 0.0]))
+    (long_a, long_b, long_width), (short_a, short_b, short_width) = widths
+    assert long_width == max(long_a, long_b) and short_width == max(short_a, short_b)
+    assert max(short_a, short_b) < min(long_a, long_b)  # the library would pad both forwards to the long text
 
 
 def test_length_grouped_pair_batches_honour_drop_last():
@@ -133,7 +204,7 @@ def test_length_grouped_pair_batches_honour_drop_last():
 
 
 @pytest.mark.parametrize("group_by_length", [True, False])
-def test_the_trainer_draws_its_pair_batches_from_the_length_grouped_sampler_when_asked(
+def test_the_trainer_draws_its_pair_batches_from_the_length_grouped_sampler_and_loss_when_asked(
     tiny_task, tiny_spec, monkeypatch, group_by_length
 ):
     import methods.setfit
@@ -151,10 +222,22 @@ def test_the_trainer_draws_its_pair_batches_from_the_length_grouped_sampler_when
 
         return Counting
 
+    losses = []
+    loss = methods.setfit.pairs_by_length_loss()
+
+    def counting_loss():
+        class Counting(loss):
+            def forward(self, sentence_features, labels):
+                losses.append(1)
+                return super().forward(sentence_features, labels)
+
+        return Counting
+
     monkeypatch.setattr(methods.setfit, "length_grouped_batches", counting)
+    monkeypatch.setattr(methods.setfit, "pairs_by_length_loss", counting_loss)
     _, info = fit(tiny_task, tiny_spec, num_iterations=2, group_by_length=group_by_length)
-    assert info["resolved"]["batches"] == ("length-grouped" if group_by_length else "shuffled")
-    assert len(drawn) == (info["resolved"]["steps"] if group_by_length else 0)
+    assert info["resolved"]["batches"] == ("length-paired" if group_by_length else "shuffled")
+    assert len(drawn) == len(losses) == (info["resolved"]["steps"] if group_by_length else 0)
 
 
 def test_same_seed_same_predictions_silently_and_nothing_written_to_cwd(
