@@ -21,14 +21,14 @@ fine-tuning by ~2 points.
 Step cap: ``max_steps`` (default 500) bounds the contrastive optimizer steps. 8 and 64 per class run the
 paper's protocol uncapped (64 per class needs 40 steps per class: 320 for 2 classes, 480 for 3), while
 ``--shots all`` on the 11.5k pool (28.7k steps uncapped) stops at 500: 8,000 pairs, 16,000 sentence passes,
-~1.4x full fine-tuning's one epoch over the pool. Measured on the shared 2-core machine with
-all-MiniLM-L6-v2 on 2 threads, the whole pool's cell trains in 525-578 s (3 seeds, pairs batched by length;
-~12 min before that), including ~10 s of pair generation and ~1-2 min encoding the pool for the head. The cap is
-passed to setfit only when it binds: setfit's ``max_steps`` is the Transformers Trainer's, which *repeats*
-epochs until it reaches the count, so an always-on cap would train small budgets for 500 steps instead of
-40. setfit materialises every pair up front (2 x 20 x 11.5k on the whole pool, of which 500 batches are
-drawn), and its pair generation indexes all n(n+1)/2 combinations: ~2.5 GB of transient memory on the whole
-pool, capped or not.
+~1.4x full fine-tuning's one epoch over the pool. Measured on the shared 2-core machine with all-MiniLM-L6-v2
+on 2 threads, the whole pool's cell trains in 504-538 s (3 seeds; 525-578 s when pairs were grouped by the
+longer text alone, ~12 min shuffled), including ~10 s of pair generation and ~1-2 min encoding the pool for
+the head. The cap is passed to setfit only when it binds: setfit's ``max_steps`` is the Transformers
+Trainer's, which *repeats* epochs until it reaches the count, so an always-on cap would train small budgets
+for 500 steps instead of 40. setfit materialises every pair up front (2 x 20 x 11.5k on the whole pool, of
+which 500 batches are drawn), and its pair generation indexes all n(n+1)/2 combinations: ~2.5 GB of transient
+memory on the whole pool, capped or not.
 
 Batches (``group_by_length``, default on): the library shuffles pairs freely and embeds each column of a
 batch in its own forward, padded to its longest text; on the Rotten Tomatoes pairs at 8 and 64 per class
