@@ -30,16 +30,17 @@ for 500 steps instead of 40. setfit materialises every pair up front (2 x 20 x 1
 which 500 batches are drawn), and its pair generation indexes all n(n+1)/2 combinations: ~2.5 GB of transient
 memory on the whole pool, capped or not.
 
-Batches (``group_by_length``, default on): the library shuffles pairs freely and embeds each column of a
-batch in its own forward, padded to its longest text; on the Rotten Tomatoes pairs at 8 and 64 per class
-(3 seeds each) that computes 1.58-2.02x the real tokens. Here the longer text of every pair goes in one
-forward and the shorter in the other (`pairs_by_length_loss`: the cosine is symmetric, so the loss and
-gradients are the library's up to dropout sampling), and pairs are grouped by the longer length, then the
-shorter (`length_grouped_batches`): 1.08-1.11x. A 64-per-class step on one thread took 1.21 s against 1.37 s
-when pairs were grouped by the longer text alone (1.18-1.32x; 100 steps each, interleaved, one process).
-Each pair is still used once per epoch in a random batch, as the harness's own loops bucket
-(`modeling.train_batches`); ``--set setfit.group_by_length=false`` restores the library's order and loss.
-Against the library's order on the same samples and seeds (the 8/64 grid, 3 seeds, with the earlier
+Batches (``group_by_length``, default on): the library shuffles pairs freely and embeds each column of a batch
+in its own forward, padded to its longest text; on the Rotten Tomatoes pairs at 8 and 64 per class (3 seeds
+each) that computes 1.58-2.02x the real tokens. Here the longer text of every pair goes in one forward and the
+shorter in the other (`pairs_by_length_loss`: the cosine is symmetric, so the loss and gradients are the
+library's up to dropout sampling), and pairs are grouped by the longer length, then the shorter
+(`length_grouped_batches`): 1.08-1.11x. A 64-per-class step on one thread took 1.04 s against 1.17 s (1.13x
+faster) when pairs were grouped by the longer text alone (1.19-1.32x), in 100 steps each, interleaved in one
+process (``python scripts/setfit_pair_padding.py --shots 64 --seeds 1 --steps 100``; without ``--steps`` it
+prints the padding figures). Each pair is still used once per epoch in a random batch, as the harness's own
+loops bucket (`modeling.train_batches`); ``--set setfit.group_by_length=false`` restores the library's order
+and loss. Against the library's order on the same samples and seeds (the 8/64 grid, 3 seeds, with the earlier
 grouping by the longer text): macro-F1 -0.7 points at 8 per class and +0.5 at 64, both well inside the seed
 spread.
 

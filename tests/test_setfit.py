@@ -1,6 +1,6 @@
 """SetFit on the tiny random BERT: the step cap bounds the optimizer steps actually run (and never lengthens a
-small budget), the paper protocol's pair count, determinism, silence, and nothing written to the working
-directory."""
+small budget), the paper protocol's pair count, pair batches by length (the loss and gradients stay the
+library's), determinism, silence, and nothing written to the working directory."""
 
 import os
 import subprocess
@@ -178,6 +178,8 @@ def test_pairs_by_length_loss_equals_the_library_loss_and_its_gradients(tiny_bod
 
 
 def test_pairs_by_length_loss_embeds_the_longer_texts_together_and_the_shorter_together(tiny_body, monkeypatch):
+    import torch
+
     from methods.setfit import pairs_by_length_loss
 
     widths = []
@@ -189,8 +191,6 @@ def test_pairs_by_length_loss_embeds_the_longer_texts_together_and_the_shorter_t
 
     monkeypatch.setattr(type(tiny_body), "forward", recording)
     first, second = ["a b c d e f g h", "a"], ["b", "c d e f g h i j"]  # each column holds one long, one short
-    import torch
-
     pairs_by_length_loss()(tiny_body)(pair_features(tiny_body, first, second), torch.tensor([1.0, 0.0]))
     (long_a, long_b, long_width), (short_a, short_b, short_width) = widths
     assert long_width == max(long_a, long_b) and short_width == max(short_a, short_b)
