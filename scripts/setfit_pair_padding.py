@@ -22,7 +22,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shots", default="8,64")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=0, help="time this many steps of each batching (default: 0)")
+    parser.add_argument(
+        "--steps", type=int, default=0, help="time this many steps of each batching, on the last sample (default: 0)"
+    )
     args = parser.parse_args()
 
     from datasets import Dataset
@@ -34,7 +36,6 @@ def main() -> None:
     task = data.load_rt_critics()
     spec = modeling.resolve_model(None)
     tokenizer = modeling.load_tokenizer(spec)
-    limit = {"max_length": spec.max_length}
     for shots in sampling.parse_shots(args.shots):
         for seed in range(args.seeds):
             train = sampling.sample(task, shots, seed)
@@ -42,13 +43,10 @@ def main() -> None:
                 list(ContrastiveDataset(list(train.texts), [int(y) for y in train.labels], None, 20))
             )
             paired = length_grouped_batches(tokenizer, spec.max_length)(pairs, 16, False, seed=seed)
-            lengths = {
-                side: np.array(
-                    [len(ids) for ids in tokenizer(list(pairs[side]), truncation=True, **limit)["input_ids"]]
-                )
+            first, second = (
+                modeling.Tokens.of(tokenizer, list(pairs[side]), spec.max_length).lengths
                 for side in ("sentence_1", "sentence_2")
-            }
-            first, second = lengths["sentence_1"], lengths["sentence_2"]
+            )
             rng = np.random.default_rng(seed)
             shuffled = np.array_split(rng.permutation(len(first)), len(paired))
             by_longer = modeling.train_batches(paired.longer, 16, rng)
@@ -58,7 +56,7 @@ def main() -> None:
                 f"{padding(first, second, by_longer):.3f}, as the method batches them "
                 f"{padding(paired.longer, paired.shorter, list(paired)):.3f}"
             )
-    if args.steps:
+    if args.steps:  # on the last sample printed
         time_steps(pairs, by_longer, list(paired), args.steps)
 
 
