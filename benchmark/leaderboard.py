@@ -3,7 +3,9 @@
 How cells are counted: each row aggregates the newest record of each cell. Failed cells are counted and shown
 (``2 ok, 1 failed``), never averaged in as zeros; a row whose cells all failed ranks last and shows ``failed``.
 Means and sample standard deviations (ddof=1) are over the seeds that finished. ``Δ top`` is the paired
-difference to the top row: the mean over the seeds both rows finished of (this row - top row).
+difference to the top row: the mean over the seeds both rows finished of (this row - top row). Records of
+one method with other hyperparameters or another revision of its code are rows of their own, labelled with
+what differs (``full [lr=0.0001]``, ``setfit [revision=2]``).
 """
 
 from __future__ import annotations
@@ -56,7 +58,8 @@ def build(records: list[dict], metric: str = "macro_f1") -> list[Section]:
     variants: dict[tuple, set[str]] = defaultdict(set)
     for record in latest.values():
         params = {k: v for k, v in (record.get("params") or {}).items() if k != "resolved"}
-        variant = json.dumps(params, sort_keys=True)
+        # records of an older revision of the method's code are another variant, never averaged in
+        variant = json.dumps(params | {"revision": record.get("revision", 1)}, sort_keys=True)
         section_key = (record["dataset"], record["model"], record["shots"])
         variants[(section_key, record["method"])].add(variant)
         row = grouped[section_key].setdefault(

@@ -37,6 +37,10 @@ class Method(Protocol):
     def predict(self, texts: list[str]):
         """Label ids (ints in ``range(ctx.num_labels)``), one per text, in input order."""
 
+    # Optional: a class attribute ``revision: int`` (1 if absent). Raise it when a change to the code changes
+    # the method's results with the same hyperparameters: the cell key carries it, so a resumed run computes the
+    # new revision's cells instead of keeping the old records, and the leaderboard shows the two apart.
+    #
     # Optional: ``precompute(self, ctx) -> None`` does the configuration's one-off work (frozen features, an
     # adapted encoder: whatever `fit` would otherwise compute on its first cell and cache for the others).
     # With parallel workers, the runner calls it once, as a worker task of its own, and holds the method's cells
@@ -62,6 +66,10 @@ class MethodSpec:
     def summary(self) -> str:
         doc = (self.cls.__doc__ or "").strip() if self.cls else ""
         return doc.splitlines()[0] if doc else ""
+
+    @property
+    def revision(self) -> int:
+        return getattr(self.cls, "revision", 1)
 
     def defaults(self) -> dict[str, Any]:
         """Hyperparameters with the preset applied, in field order."""

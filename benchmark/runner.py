@@ -2,8 +2,8 @@
 stops cleanly on Ctrl-C.
 
 A cell is (method with its full hyperparameters, budget, seed) on one dataset and model. Its key hashes the
-dataset fingerprint, model fingerprint, method, hyperparameters, budget, seed and precision: a finished key is
-skipped on re-run, and any change to those makes a new cell.
+dataset fingerprint, model fingerprint, method and its code revision, hyperparameters, budget, seed and
+precision: a finished key is skipped on re-run, and any change to those makes a new cell.
 """
 
 from __future__ import annotations
@@ -62,13 +62,13 @@ class Plan:
         # small budgets, and parallel workers rarely wait on the same method's one-off work
         params = {name: spec.defaults() | self.overrides.get(name, {}) for name, spec in self.specs.items()}
         self.cells = [
-            Cell(name, params[name], shots, seed, self.cell_key(name, params[name], shots, seed))
+            Cell(name, params[name], shots, seed, self.cell_key(name, params[name], shots, seed, spec.revision))
             for shots in self.budgets
             for seed in self.seeds
-            for name in self.specs
+            for name, spec in self.specs.items()
         ]
 
-    def cell_key(self, method: str, params: dict, shots, seed: int) -> str:
+    def cell_key(self, method: str, params: dict, shots, seed: int, revision: int = 1) -> str:
         identity = {
             "dataset": self.task.fingerprint,
             "model": self.model.fingerprint,
@@ -79,6 +79,8 @@ class Plan:
             "seed": seed,
             "precision": self.precision,
         }
+        if revision != 1:  # revision 1 is the code from before revisions were counted: its keys stay valid
+            identity["revision"] = revision
         return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
     def preload(self) -> None:
@@ -116,6 +118,7 @@ def new_record(plan: Plan, cell: Cell) -> dict:
         "model": plan.model.name,
         "model_fingerprint": plan.model.fingerprint,
         "method": cell.method,
+        "revision": plan.specs[cell.method].revision,
         "uses_unlabelled": plan.specs[cell.method].uses_unlabelled,
         "params": dict(cell.params),
         "shots": cell.shots,

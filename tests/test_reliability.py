@@ -177,8 +177,37 @@ def test_a_changed_hyperparameter_is_a_new_cell(args, tmp_path):
     main(args + ["--methods", "logreg", "--set", "logreg.C=10"])
     records = records_of(tmp_path / "run")
     assert len(records) == 8 and len({r["cell"] for r in records}) == 8
-    assert "logreg [C=10.0]" in (tmp_path / "run" / "leaderboard.md").read_text() or True
     assert sorted({r["params"]["C"] for r in records}) == [1.0, 10.0]
+    assert "[C=" not in (tmp_path / "run" / "leaderboard.md").read_text()  # a run's board: its own grid only
+    main(["report", str(tmp_path / "run")])  # the whole folder's
+    board = (tmp_path / "run" / "leaderboard.md").read_text()
+    assert "logreg [C=10.0]" in board and "logreg [C=1.0]" in board
+
+
+def test_a_new_revision_of_a_methods_code_is_a_new_cell_and_its_own_row(args, tmp_path, throwaway, monkeypatch):
+    throwaway("majority", Majority)
+    main(args + ["--methods", "majority"])
+    monkeypatch.setattr(Majority, "revision", 2, raising=False)  # the method's code changed its results
+    main(args + ["--methods", "majority"])
+    records = records_of(tmp_path / "run")
+    assert [r["revision"] for r in records] == [1] * 4 + [2] * 4  # resumed, the old records did not count
+    assert len({r["cell"] for r in records}) == 8
+    main(["report", str(tmp_path / "run")])
+    board = (tmp_path / "run" / "leaderboard.md").read_text()
+    assert "majority [revision=1]" in board and "majority [revision=2]" in board  # never averaged together
+
+
+def test_revision_1_keeps_the_keys_written_before_revisions_were_counted():
+    """Results folders from before still resume: this key is the first record of
+    results/rt-critics-8-64-paired (full, 8 per class, seed 0 on the embedded default)."""
+    from benchmark import data, modeling
+    from benchmark.runner import Plan
+
+    plan = Plan(
+        data.load_rt_critics(), modeling.resolve_model(None), {"full": registry.resolve(["full"])[0]}, {}, [8], [0]
+    )
+    assert registry.resolve(["full"])[0].revision == 1
+    assert plan.cells[0].key == "193884865502b783"
 
 
 def test_same_command_twice_gives_identical_metrics_and_predictions(args, tmp_path):

@@ -100,6 +100,13 @@ def test_variants_of_one_method_are_separate_rows_labelled_by_what_differs():
     assert sorted(r.label for r in section.rows) == ["a [lr=1]", "a [lr=3]"]
 
 
+def test_records_of_another_revision_of_a_method_are_a_row_of_their_own():
+    old, new = record("a", 0, 0.5), record("a", 1, 0.7, revision=2)
+    new["cell"] = "another key"  # the revision is part of the cell key
+    (section,) = leaderboard.build([old, new])  # a record without a revision is revision 1
+    assert sorted((r.label, len(r.ok)) for r in section.rows) == [("a [revision=1]", 1), ("a [revision=2]", 1)]
+
+
 def test_budgets_sort_numerically_with_all_last_and_csv_has_numbers():
     records = [record("a", 0, 0.5, shots=s) for s in ("all", 64, 8)]
     sections = leaderboard.build(records)
