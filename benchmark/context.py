@@ -4,6 +4,7 @@ shared work (frozen features of every text of the task, computed once and kept o
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import tempfile
 import time
@@ -42,8 +43,10 @@ class Context:
 class FeatureStore:
     """Pooled (unnormalised) frozen-encoder features of a fixed list of texts (train pool + test split),
     computed in one bucketed pass on first use, reused by every cell of the process, and saved as .npy under a
-    content key so a later run (or a parallel worker) loads them instead of recomputing. Texts outside the
-    list are encoded on demand."""
+    content key so a later run (or a parallel worker) loads them instead of recomputing. A .json beside it,
+    written last (an entry without it is incomplete and computed again), keeps what that pass took
+    (`compute_seconds`), so a run that loads the features still reports their cost. Texts outside the list are
+    encoded on demand."""
 
     def __init__(
         self, model: ModelSpec, device: str, precision: str, texts: list[str], dataset_key: str, cache_dir: Path | None
@@ -57,8 +60,11 @@ class FeatureStore:
         self._rows: dict[str, int] | None = None
         self._matrix: np.ndarray | None = None
         self.seconds = 0.0  # time spent loading or computing: shared work, not any one cell's
+        self.compute_seconds: float | None = None  # what the pass over `texts` took, here or in the run that cached it
+        self.lookups = 0  # calls of `lookup`: a cell that made one used the features
 
     def lookup(self, texts: list[str]) -> np.ndarray:
+        self.lookups += 1
         if self._rows is None:
             started = time.perf_counter()
             self._matrix = self._load_or_compute()
@@ -73,19 +79,30 @@ class FeatureStore:
 
     def _load_or_compute(self) -> np.ndarray:
         if self.path is None:
-            return self._encode(self.texts)
+            return self._compute()
         from filelock import FileLock
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        facts = self.path.with_suffix(".json")
         with FileLock(str(self.path) + ".lock"):  # parallel workers: one computes, the others load its result
-            if self.path.is_file():
+            if self.path.is_file() and facts.is_file():
                 matrix = np.load(self.path, allow_pickle=False)
                 if len(matrix) == len(self.texts):
+                    self.compute_seconds = json.loads(facts.read_text())["compute_seconds"]
                     return matrix
-            matrix = self._encode(self.texts)
+            matrix = self._compute()
             with tempfile.NamedTemporaryFile(dir=self.path.parent, suffix=".npy", delete=False) as tmp:
                 np.save(tmp, matrix, allow_pickle=False)
             os.replace(tmp.name, self.path)
+            with tempfile.NamedTemporaryFile("w", dir=self.path.parent, suffix=".json", delete=False) as tmp:
+                json.dump({"compute_seconds": self.compute_seconds, "texts": len(self.texts)}, tmp)
+            os.replace(tmp.name, facts)
+        return matrix
+
+    def _compute(self) -> np.ndarray:
+        started = time.perf_counter()
+        matrix = self._encode(self.texts)
+        self.compute_seconds = time.perf_counter() - started
         return matrix
 
     def _encode(self, texts: list[str]) -> np.ndarray:

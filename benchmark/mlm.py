@@ -83,7 +83,9 @@ class Adapted:
         }
 
 
-_memory: dict[str, tuple[object, dict]] = {}  # key -> (adapted body on CPU, facts)
+# (cache folder, key) -> (adapted body on CPU, facts). Per cache folder: a process that runs a second grid
+# with another folder must still leave the encoder there for that grid's workers to load.
+_memory: dict[tuple[str | None, str], tuple[object, dict]] = {}
 
 
 def clear_memory_cache() -> None:
@@ -114,17 +116,18 @@ def adapted_body(ctx, config: MLMConfig):
 
     started = time.perf_counter()
     key = cache_key(ctx.model, ctx.unlabelled, config, ctx.precision)
+    slot = (str(ctx.cache_dir) if ctx.cache_dir else None, key)
     device = torch.device(ctx.device)
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-        if key not in _memory:
+        if slot not in _memory:
             if ctx.cache_dir is None:
                 (body, facts), cache = train_mlm(ctx, config), "miss"
             else:
                 body, facts, cache = _disk_cached(ctx, config, key)
-            _memory[key] = (body.cpu(), facts)
+            _memory[slot] = (body.cpu(), facts)
         else:
             cache = "hit"
-        body, facts = _memory[key]
+        body, facts = _memory[slot]
         body = copy.deepcopy(body)
     return body, Adapted(cache, time.perf_counter() - started, facts)
 

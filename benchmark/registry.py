@@ -32,7 +32,8 @@ class Method(Protocol):
         """Learn from the labelled sample (`benchmark.data.Split`); `ctx` is a `benchmark.context.Context`.
 
         May return facts for the record: ``trainable_params``, ``total_params``, ``resolved`` (values derived
-        from the budget, e.g. epochs), ``shared_seconds`` (one-off work reused across cells)."""
+        from the budget, e.g. epochs), ``shared_seconds`` (time this call spent on one-off work reused across cells),
+        ``one_off_seconds`` (what that one-off work took when it was done, in this call or before it was cached)."""
 
     def predict(self, texts: list[str]):
         """Label ids (ints in ``range(ctx.num_labels)``), one per text, in input order."""

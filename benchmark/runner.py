@@ -131,6 +131,7 @@ def new_record(plan: Plan, cell: Cell) -> dict:
         "train_seconds": None,
         "predict_seconds": None,
         "shared_seconds": None,
+        "one_off_seconds": None,
         "peak_rss_mb": None,
         "trainable_params": None,
         "total_params": None,
@@ -166,7 +167,7 @@ def run_cell(plan: Plan, cell: Cell, features: FeatureStore | None = None) -> tu
         seed_everything(cell.seed)
         method = spec.cls(**cell.params)
         ctx = plan.context(cell.seed, features)
-        shared_before = features.seconds if features else 0.0
+        shared_before, lookups_before = (features.seconds, features.lookups) if features else (0.0, 0)
         with PeakMemory() as memory:
             started = time.perf_counter()
             info = method.fit(train, ctx) or {}
@@ -180,6 +181,10 @@ def run_cell(plan: Plan, cell: Cell, features: FeatureStore | None = None) -> tu
         record["train_seconds"] = max(fit_seconds - shared, 0.0)
         record["predict_seconds"] = predict_seconds
         record["shared_seconds"] = shared or None
+        # what that one-off work costs, whether this run did it or loaded it from the cache
+        used_features = features is not None and features.lookups > lookups_before
+        one_off = ((features.compute_seconds or 0.0) if used_features else 0.0) + (info.get("one_off_seconds") or 0.0)
+        record["one_off_seconds"] = one_off or None
         record["peak_rss_mb"] = memory.peak_mb
         _check_predictions(predictions, len(task.test), task.num_labels)
         record["params"]["resolved"] = info.get("resolved", {})

@@ -76,4 +76,5 @@ class Mlm(FineTune):
         info = super().fit(train, ctx)
         info["resolved"] = {**info["resolved"], **self._adapted.resolved}
         info["shared_seconds"] = self._adapted.seconds
+        info["one_off_seconds"] = self._adapted.facts["train_seconds"]
         return info

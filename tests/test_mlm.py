@@ -140,6 +140,13 @@ def test_second_request_reuses_the_encoder_from_memory_then_from_disk(tiny_spec,
         assert all(torch.equal(v, expected[k]) for k, v in state(body).items())
 
 
+def test_a_process_holding_the_encoder_still_leaves_it_in_another_cache_folder(tiny_spec, tmp_path, trainings):
+    # a second grid in one process (another --cache-dir): its workers load the encoder from that folder
+    mlm.adapted_body(context(tiny_spec, tmp_path / "first"), CONFIG)
+    mlm.adapted_body(context(tiny_spec, tmp_path / "second"), CONFIG)
+    assert [len(list((tmp_path / f / "mlm").glob("*/mlm.json"))) for f in ("first", "second")] == [1, 1]
+
+
 def test_other_mlm_hyperparameters_or_other_texts_train_again(tiny_spec, tmp_path, trainings):
     mlm.adapted_body(context(tiny_spec, tmp_path), CONFIG)
     mlm.adapted_body(context(tiny_spec, tmp_path), mlm.MLMConfig(**{**CONFIG.__dict__, "lr": 5e-4}))

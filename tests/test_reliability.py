@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from benchmark import registry
+from benchmark import mlm, registry
 from benchmark.cli import main
 from benchmark.finetune import FineTune
 from benchmark.store import RunFolder
@@ -330,6 +330,27 @@ def test_jobs_2_gives_the_same_records_as_jobs_1(args, tmp_path, throwaway):
     serial, both = records_of(tmp_path / "run"), records_of(tmp_path / "parallel")
     assert len(both) == 12 and {r["threads"] for r in both} == {max(1, (os.cpu_count() or 1) // 2)}
     assert comparable(serial) == comparable(both)
+
+
+def test_one_off_cost_is_reported_at_every_budget_even_when_loaded_from_the_cache(args, tmp_path):
+    grid = ["--methods", "logreg,freeze-half,mlm", "--cache-dir", str(tmp_path / "cache")]
+    grid += ["--set", "mlm.max_epochs=2", "--set", "freeze-half.max_epochs=2"]
+    main(args + grid)
+    mlm.clear_memory_cache()  # as in a new process
+    again = [a if a != str(tmp_path / "run") else str(tmp_path / "again") for a in args]
+    main(again + grid)  # a new folder, the cache warm: nothing is computed again
+    costs = {}
+    for folder in ("run", "again"):
+        for r in records_of(tmp_path / folder):
+            costs.setdefault(r["method"], set()).add(r["one_off_seconds"])
+    assert costs["freeze-half"] == {None}  # no one-off work
+    (features,), (encoder,) = costs["logreg"], costs["mlm"]  # one cost each, in both folders, at both budgets
+    assert features > 0 and encoder > 0
+    loaded = [r["params"]["resolved"]["mlm_cache"] for r in records_of(tmp_path / "again") if r["method"] == "mlm"]
+    assert set(loaded) == {"hit"}
+    board = (tmp_path / "again" / "leaderboard.csv").read_text().splitlines()
+    one_off = {line.split(",")[4]: line.split(",")[-1] for line in board[1:]}
+    assert one_off == {"logreg": f"{features:.2f}", "mlm": f"{encoder:.2f}", "freeze-half": ""}
 
 
 @pytest.mark.parametrize("methods", ["logreg,mlm", "logreg,full,mlm"])

@@ -63,6 +63,21 @@ def test_feature_cache_hit_equals_recomputation_and_changed_keys_miss(tiny_spec,
     assert len(keys) == 4
 
 
+def test_a_feature_cache_hit_reports_what_computing_them_took_and_an_entry_without_it_is_computed_again(
+    tiny_spec, tiny_task, tmp_path
+):
+    texts = list(tiny_task.train.texts)
+    cold = store(tiny_spec, texts, "dataset-a", tmp_path)
+    cold.lookup(texts[:5])
+    warm = store(tiny_spec, texts, "dataset-a", tmp_path)
+    warm.lookup(texts[:5])
+    assert cold.compute_seconds > 0 and warm.compute_seconds == cold.compute_seconds
+    cold.path.with_suffix(".json").unlink()  # as a run killed between writing the features and their facts
+    again = store(tiny_spec, texts, "dataset-a", tmp_path)
+    again._encode = lambda batch: np.zeros((len(batch), 32), dtype=np.float32)
+    assert not again.lookup(texts[:5]).any() and again.path.with_suffix(".json").is_file()
+
+
 def test_frozen_features_follow_the_bodys_normalisation(tiny_spec, tiny_task):
     ctx = Context(dataclasses.replace(tiny_spec, normalize=True), 2, 0)
     texts = list(tiny_task.train.texts[:4])

@@ -118,3 +118,25 @@ def test_budgets_sort_numerically_with_all_last_and_csv_has_numbers():
 def test_unlabelled_methods_are_marked():
     (section,) = leaderboard.build([record("mlm", 0, 0.5, uses_unlabelled=True)])
     assert leaderboard.table_rows(section, "macro_f1")[0]["method"] == "mlm †"
+
+
+def test_one_off_cost_shows_at_every_budget_of_the_method_and_old_records_show_their_shared_time():
+    records = [
+        record("logreg", 0, 0.5, shots=8, one_off_seconds=104.5, shared_seconds=104.5),
+        record("logreg", 0, 0.6, shots=64, one_off_seconds=104.5, shared_seconds=None),
+        record("full", 0, 0.6, shots=64, one_off_seconds=None),
+        record("old", 0, 0.6, shots=8, shared_seconds=300.0),  # written before one_off_seconds existed
+        record("old", 0, 0.6, shots=64, shared_seconds=0.2),
+    ]
+    shown = {
+        (section.shots, cells["method"]): cells["one-off s"]
+        for section in leaderboard.build(records)
+        for cells in leaderboard.table_rows(section, "macro_f1")
+    }
+    assert shown == {
+        (8, "logreg"): "104.5",
+        (64, "logreg"): "104.5",
+        (64, "full"): "—",
+        (8, "old"): "300.0",
+        (64, "old"): "300.0",
+    }
