@@ -141,7 +141,7 @@ def _disk_cached(ctx, config: MLMConfig, key: str):
     with FileLock(f"{folder}.lock"):
         if (folder / FACTS).is_file():
             facts = json.loads((folder / FACTS).read_text())
-            return _load_body(folder, ctx.model), facts, "hit"
+            return modeling.load_body(ctx.model, folder), facts, "hit"
         body, facts = train_mlm(ctx, config)
         scratch = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=folder.parent))
         try:
@@ -155,12 +155,6 @@ def _disk_cached(ctx, config: MLMConfig, key: str):
         return body, facts, "miss"
 
 
-def _load_body(folder: Path, spec: modeling.ModelSpec):
-    from transformers import AutoModel
-
-    return AutoModel.from_pretrained(folder, use_safetensors=True, trust_remote_code=spec.trust_remote_code)
-
-
 # --- the masked-LM model ----------------------------------------------------------------------------
 
 
@@ -168,10 +162,8 @@ def load_masked_lm(spec: modeling.ModelSpec):
     """(model, body, head): the checkpoint as ``AutoModelForMaskedLM``, its base model, and the module that
     maps hidden states to vocabulary logits position by position (BERT: ``cls``, RoBERTa: ``lm_head``)."""
     from transformers import AutoModelForMaskedLM
-    from transformers.utils import logging
 
-    logging.set_verbosity_error()  # the missing head weights of a sentence-transformers body are expected
-    logging.disable_progress_bar()
+    modeling.quiet_transformers()
     model = AutoModelForMaskedLM.from_pretrained(
         spec.path, use_safetensors=True, trust_remote_code=spec.trust_remote_code
     )

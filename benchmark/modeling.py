@@ -148,14 +148,21 @@ def load_tokenizer(spec: ModelSpec):
     return AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
 
 
-def load_body(spec: ModelSpec):
-    """The bare encoder (no task head), from safetensors only."""
-    from transformers import AutoModel
+def quiet_transformers() -> None:
+    """No progress bars or warnings from transformers while loading weights: the grid's own display is the
+    output (the missing masked-LM head of a sentence-transformers body, say, is expected)."""
     from transformers.utils import logging
 
     logging.set_verbosity_error()
     logging.disable_progress_bar()
-    return AutoModel.from_pretrained(spec.path, use_safetensors=True, trust_remote_code=spec.trust_remote_code)
+
+
+def load_body(spec: ModelSpec, path: str | Path | None = None):
+    """The bare encoder (no task head), from safetensors only: the model's own, or the one saved at `path`."""
+    from transformers import AutoModel
+
+    quiet_transformers()
+    return AutoModel.from_pretrained(path or spec.path, use_safetensors=True, trust_remote_code=spec.trust_remote_code)
 
 
 def preload(spec: ModelSpec, packages: Iterable[str] = ()) -> None:
