@@ -15,7 +15,6 @@ import io
 import json
 import statistics
 from collections import defaultdict
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -58,6 +57,8 @@ def build(records: list[dict], metric: str = "macro_f1") -> list[Section]:
     latest = {r["cell"]: r for r in records if "cell" in r}
     grouped: dict[tuple, dict[tuple, Row]] = defaultdict(dict)
     variants: dict[tuple, set[str]] = defaultdict(set)
+    # the one-off work serves every budget, so every budget's row shows its cost, also where cells loaded it
+    one_off: dict[tuple, float] = defaultdict(float)  # (dataset, model, method, variant) -> seconds
     for record in latest.values():
         variant = _variant(record)
         section_key = (record["dataset"], record["model"], record["shots"])
@@ -66,7 +67,9 @@ def build(records: list[dict], metric: str = "macro_f1") -> list[Section]:
             (record["method"], variant), Row(record["method"], record["method"], bool(record.get("uses_unlabelled")))
         )
         (row.ok if record.get("status") == "ok" else row.failed).append(record)
-    one_off = _one_off_seconds(latest.values())
+        if record.get("status") == "ok":
+            method_key = (*section_key[:2], record["method"], variant)
+            one_off[method_key] = max(one_off[method_key], _one_off_cost(record))
     sections = []
     for section_key in sorted(grouped, key=lambda k: (k[0], k[1], _shots_order(k[2]))):
         rows = list(grouped[section_key].values())
@@ -86,17 +89,11 @@ def _variant(record: dict) -> str:
     return json.dumps(params | {"revision": record.get("revision", 1)}, sort_keys=True)
 
 
-def _one_off_seconds(records: Iterable[dict]) -> dict[tuple, float]:
-    """(dataset, model, method, variant) -> what its one-off work (frozen features, an adapted encoder) took when
-    it was done. The work serves every budget, so every budget's row shows it, also where the cells loaded it
-    from the cache. Records from before that cost was recorded carry the time their run spent on it instead."""
-    seconds: dict[tuple, float] = defaultdict(float)
-    for r in records:
-        if r.get("status") == "ok":
-            cost = (r["one_off_seconds"] if "one_off_seconds" in r else r.get("shared_seconds")) or 0.0
-            key = (r["dataset"], r["model"], r["method"], _variant(r))
-            seconds[key] = max(seconds[key], cost)
-    return seconds
+def _one_off_cost(record: dict) -> float:
+    """What the one-off work (frozen features, an adapted encoder) that the record's cell used took when it was
+    done. Records from before that cost was recorded carry the time their run spent on it instead."""
+    cost = record["one_off_seconds"] if "one_off_seconds" in record else record.get("shared_seconds")
+    return cost or 0.0
 
 
 def _variant_label(variant: str, all_variants: set[str]) -> str:

@@ -55,16 +55,19 @@ def main() -> None:
     weights = layers * (4 * d * d + 2 * d * config.intermediate_size)
     tokenizer = modeling.load_tokenizer(spec)
 
-    def forward(texts) -> np.ndarray:
+    def lengths(texts) -> np.ndarray:
+        return modeling.Tokens.of(tokenizer, list(texts), spec.max_length).lengths.astype(np.float64)
+
+    def forward(lengths: np.ndarray) -> np.ndarray:
         """F(L) of each text."""
-        lengths = modeling.Tokens.of(tokenizer, list(texts), spec.max_length).lengths.astype(np.float64)
         return 2 * weights * lengths + 4 * layers * d * lengths**2
 
-    test, pool = forward(task.test.texts).sum(), forward(task.train.texts)
+    pool_lengths = lengths(task.train.texts)
+    test, pool = forward(lengths(task.test.texts)).sum(), forward(pool_lengths)
     flops: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for r in records:
         method, resolved = r["method"], r["params"]["resolved"]
-        sample = forward(sampling.sample(task, r["shots"], r["seed"]).texts)
+        sample = forward(lengths(sampling.sample(task, r["shots"], r["seed"]).texts))
         if method.startswith("setfit"):
             texts = resolved["steps"] * SETFIT_PAIRS_PER_STEP * 2
             flops[method]["train"] += texts * 3 * sample.mean() + sample.sum()
@@ -79,8 +82,7 @@ def main() -> None:
         if method not in FEATURE_METHODS:
             flops[method]["predict"] += test
         if method.startswith("mlm") and not flops[method]["one-off"]:
-            masked = 0.15 * modeling.Tokens.of(tokenizer, list(task.train.texts), spec.max_length).lengths.sum()
-            vocabulary_head = 6 * d * config.vocab_size * masked
+            vocabulary_head = 6 * d * config.vocab_size * 0.15 * pool_lengths.sum()
             flops[method]["one-off"] += resolved["mlm_epochs"] * (3 * pool.sum() + vocabulary_head)
     if any(r["method"] in FEATURE_METHODS for r in records):
         flops["features"]["one-off"] += pool.sum() + test
