@@ -387,12 +387,20 @@ def _run_in_workers(
                 if task is None:
                     break
                 kind, cell = task
+                try:
+                    future = pool.submit(_precompute_in_worker if kind == "one-off" else _run_in_worker, cell)
+                except BrokenProcessPool:  # a worker died since the last wait; the task stays where it was
+                    if running or working:
+                        break  # their futures report the death below
+                    pool.shutdown(wait=False, cancel_futures=True)  # an idle worker died: nothing to re-run
+                    pool = start_pool()
+                    continue
                 if kind == "one-off":
                     del waiting[cell.method]
-                    working[pool.submit(_precompute_in_worker, cell)] = cell.method
+                    working[future] = cell.method
                 else:
                     pending.remove(cell)
-                    running[pool.submit(_run_in_worker, cell)] = cell
+                    running[future] = cell
             if not running and not working:
                 return
             done, _ = wait([*running, *working], timeout=0.5, return_when=FIRST_COMPLETED)

@@ -403,6 +403,25 @@ def test_a_worker_that_dies_fails_its_cell_and_the_other_cells_run_again(args, t
     assert sorted(failed) == [("killer", 4, 1, "WorkerDied"), ("killer", 8, 1, "WorkerDied")]
 
 
+def test_a_pool_found_broken_when_a_cell_is_submitted_loses_no_cell(args, tmp_path, throwaway, monkeypatch):
+    # a worker can die between the loop's last look at its futures and the next submit, which then raises
+    import concurrent.futures
+
+    class BreaksOnThirdSubmit(concurrent.futures.ProcessPoolExecutor):
+        submits = 0
+
+        def submit(self, *args, **kwargs):
+            BreaksOnThirdSubmit.submits += 1
+            if BreaksOnThirdSubmit.submits == 3:
+                raise concurrent.futures.process.BrokenProcessPool("a child process terminated abruptly")
+            return super().submit(*args, **kwargs)
+
+    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", BreaksOnThirdSubmit)
+    throwaway("majority", Majority)
+    assert main(args + ["--methods", "majority", "--jobs", "2"]) == 0
+    assert len(records_of(tmp_path / "run")) == 4 and BreaksOnThirdSubmit.submits == 5
+
+
 def test_one_off_work_whose_worker_dies_is_left_to_the_cells(args, tmp_path, throwaway):
     throwaway("one-off-killer", KillsTheWorkerDoingItsOneOffWork)
     throwaway("majority", Majority)
