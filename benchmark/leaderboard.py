@@ -3,9 +3,10 @@
 How cells are counted: each row aggregates the newest record of each cell. Failed cells are counted and shown
 (``2 ok, 1 failed``), never averaged in as zeros; a row whose cells all failed ranks last and shows ``failed``.
 Means and sample standard deviations (ddof=1) are over the seeds that finished. ``Δ top`` is the paired
-difference to the top row: the mean over the seeds both rows finished of (this row - top row). Records of
-one method with other hyperparameters or another revision of its code are rows of their own, labelled with
-what differs (``full [lr=0.0001]``, ``setfit [revision=2]``).
+difference to the top row: the mean over the seeds both rows finished on the identical sample (the records'
+`sample` hashes agree) of (this row - top row). Records of one method with other hyperparameters or another
+revision of its code are rows of their own, labelled with what differs (``full [lr=0.0001]``,
+``setfit [revision=2]``).
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from benchmark.budget import Budget
+from benchmark.record import Record
+
 UNLABELLED_MARK = "†"
 
 
@@ -26,18 +30,19 @@ class Row:
     method: str
     label: str
     uses_unlabelled: bool = False
-    ok: list[dict] = field(default_factory=list)
-    failed: list[dict] = field(default_factory=list)
+    ok: list[Record] = field(default_factory=list)
+    failed: list[Record] = field(default_factory=list)
     one_off: float = 0.0  # seconds of the work every cell of this method reuses, at every budget (0: none)
 
     def values(self, metric: str) -> list[float]:
-        return [r["metrics"][metric] for r in self.ok if metric in r.get("metrics", {})]
+        return [r.metrics[metric] for r in self.ok if metric in r.metrics]
 
-    def by_seed(self, metric: str) -> dict[int, float]:
-        return {r["seed"]: r["metrics"][metric] for r in self.ok if metric in r.get("metrics", {})}
+    def by_seed(self, metric: str) -> dict[int, tuple[str | None, float]]:
+        """seed -> (the sample's hash, the metric)."""
+        return {r.seed: (r.sample, r.metrics[metric]) for r in self.ok if metric in r.metrics}
 
-    def mean(self, key: str) -> float | None:
-        values = [r[key] for r in self.ok if r.get(key) is not None]
+    def mean(self, field_name: str) -> float | None:
+        values = [getattr(r, field_name) for r in self.ok if getattr(r, field_name) is not None]
         return statistics.fmean(values) if values else None
 
 
@@ -45,33 +50,29 @@ class Row:
 class Section:
     dataset: str
     model: str
-    shots: int | str
+    shots: Budget
     rows: list[Row]
 
 
-def _shots_order(shots) -> tuple:
-    return (1, 0) if shots == "all" else (0, int(shots))
-
-
-def build(records: list[dict], metric: str = "macro_f1") -> list[Section]:
-    latest = {r["cell"]: r for r in records if "cell" in r}
+def build(records: list[Record], metric: str = "macro_f1") -> list[Section]:
+    latest = {r.cell: r for r in records}
     grouped: dict[tuple, dict[tuple, Row]] = defaultdict(dict)
     variants: dict[tuple, set[str]] = defaultdict(set)
     # the one-off work serves every budget, so every budget's row shows its cost, also where cells loaded it
     one_off: dict[tuple, float] = defaultdict(float)  # (dataset, model, method, variant) -> seconds
     for record in latest.values():
         variant = _variant(record)
-        section_key = (record["dataset"], record["model"], record["shots"])
-        variants[(section_key, record["method"])].add(variant)
+        section_key = (record.dataset, record.model, record.shots)
+        variants[(section_key, record.method)].add(variant)
         row = grouped[section_key].setdefault(
-            (record["method"], variant), Row(record["method"], record["method"], bool(record.get("uses_unlabelled")))
+            (record.method, variant), Row(record.method, record.method, record.uses_unlabelled)
         )
-        (row.ok if record.get("status") == "ok" else row.failed).append(record)
-        if record.get("status") == "ok":
-            method_key = (*section_key[:2], record["method"], variant)
-            one_off[method_key] = max(one_off[method_key], _one_off_cost(record))
+        (row.ok if record.ok else row.failed).append(record)
+        if record.ok:
+            method_key = (*section_key[:2], record.method, variant)
+            one_off[method_key] = max(one_off[method_key], record.one_off_seconds or 0.0)
     sections = []
-    for section_key in sorted(grouped, key=lambda k: (k[0], k[1], _shots_order(k[2]))):
+    for section_key in sorted(grouped, key=lambda k: (k[0], k[1], k[2].sort_key)):
         rows = list(grouped[section_key].values())
         for (method, variant), row in grouped[section_key].items():
             row.one_off = one_off.get((*section_key[:2], method, variant), 0.0)
@@ -82,18 +83,10 @@ def build(records: list[dict], metric: str = "macro_f1") -> list[Section]:
     return sections
 
 
-def _variant(record: dict) -> str:
-    """The method's configuration: its hyperparameters (not the values derived from the budget) and the revision
-    of its code. Records of an older revision are another variant, never averaged in."""
-    params = {k: v for k, v in (record.get("params") or {}).items() if k != "resolved"}
-    return json.dumps(params | {"revision": record.get("revision", 1)}, sort_keys=True)
-
-
-def _one_off_cost(record: dict) -> float:
-    """What the one-off work (frozen features, an adapted encoder) that the record's cell used took when it was
-    done. Records from before that cost was recorded carry the time their run spent on it instead."""
-    cost = record["one_off_seconds"] if "one_off_seconds" in record else record.get("shared_seconds")
-    return cost or 0.0
+def _variant(record: Record) -> str:
+    """The method's configuration: its hyperparameters and the revision of its code (and the precision, so that
+    tables from different precisions never mix). Records of an older revision are another variant."""
+    return json.dumps(record.params | {"revision": record.revision, "precision": record.precision}, sort_keys=True)
 
 
 def _variant_label(variant: str, all_variants: set[str]) -> str:
@@ -123,10 +116,8 @@ def table_rows(section: Section, metric: str) -> list[dict[str, str]]:
         values = row.values(metric)
         delta = "—"
         if top is not None and row is not top and values:
-            mine, theirs = row.by_seed(metric), top.by_seed(metric)
-            shared = sorted(set(mine) & set(theirs))
-            if shared:
-                diffs = [mine[s] - theirs[s] for s in shared]
+            diffs = paired_differences(row.by_seed(metric), top.by_seed(metric))
+            if diffs:
                 delta = f"{statistics.fmean(diffs):+.3f}"
         status = f"{len(row.ok)} ok" + (f", {len(row.failed)} failed" if row.failed else "")
         cells = {
@@ -145,14 +136,23 @@ def table_rows(section: Section, metric: str) -> list[dict[str, str]]:
     return out
 
 
+def paired_differences(mine: dict[int, tuple], theirs: dict[int, tuple]) -> list[float]:
+    """Per seed both finished on the identical sample: this value minus theirs. Records from before samples were
+    hashed (None) pair by seed, as they were made."""
+    return [
+        value - theirs[seed][1]
+        for seed, (sample, value) in sorted(mine.items())
+        if seed in theirs and (sample == theirs[seed][0] or None in (sample, theirs[seed][0]))
+    ]
+
+
 def _columns(metric: str) -> list[str]:
     columns = ["rank", "method", metric, "Δ top", "accuracy", "macro_f1", "train s", "predict s", "one-off s", "cells"]
     return list(dict.fromkeys(columns))  # metric may be accuracy or macro_f1 itself
 
 
 def _title(section: Section) -> str:
-    shots = "all labels" if section.shots == "all" else f"{section.shots} per class"
-    return f"{section.dataset} · {section.model} · {shots}"
+    return f"{section.dataset} · {section.model} · {section.shots.label}"
 
 
 UNLABELLED_NOTE = f"{UNLABELLED_MARK} also trains on the unlabelled texts of the whole train pool. "
@@ -196,7 +196,7 @@ def render_csv(sections: list[Section], metric: str) -> str:
             line = [
                 section.dataset,
                 section.model,
-                section.shots,
+                section.shots.to_json(),
                 rank if row.ok else "",
                 row.label,
                 row.uses_unlabelled,

@@ -3,18 +3,21 @@
 - `ModelSpec`: where the encoder lives and how it turns tokens into one sentence vector (pooling, max length,
   normalisation), read from the checkpoint's own sentence-transformers config when it has one.
 - Tokenisation once, without padding; length-bucketed dynamic padding for training and inference.
-- `Classifier`: encoder body + the body's own pooling + dropout + linear head.
-- `fine_tune`: the one training loop of the gradient methods, with the budget rule of `Schedule`.
+- `Head` and `build_classifier`: encoder body + the body's own pooling + dropout + linear head.
+- `train`: the one training loop (AdamW, warm-up then linear decay, clipping, length-bucketed batches) that
+  fine-tuning, head-only training and masked-LM training all run; `fine_tune` is its cross-entropy use, with
+  the budget rule of `Schedule`.
 - `predict_logits` / `embed`: inference sorted by length, returned in input order.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -41,6 +44,14 @@ class ModelSpec:
     max_length: int
     fingerprint: str  # content hash of the config and weight files' names and sizes
     trust_remote_code: bool = False
+
+    @functools.cached_property
+    def num_blocks(self) -> int:
+        """Transformer blocks of the encoder, from its config (no weights are read)."""
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)
+        return int(config.num_hidden_layers)
 
     @property
     def num_params(self) -> int:
@@ -142,7 +153,9 @@ def _hub_snapshot(name: str) -> Path:
 # --- loading ------------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4)
 def load_tokenizer(spec: ModelSpec):
+    """The model's tokenizer, loaded once per process (calls set their own truncation)."""
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(spec.path, trust_remote_code=spec.trust_remote_code)
@@ -158,11 +171,27 @@ def quiet_transformers() -> None:
 
 
 def load_body(spec: ModelSpec, path: str | Path | None = None):
-    """The bare encoder (no task head), from safetensors only: the model's own, or the one saved at `path`."""
+    """The bare encoder (no task head), from safetensors only: the model's own, or the one saved at `path`.
+
+    The model's own is read once per process and each caller gets a copy: a grid's cells do not read the
+    weights again (loading draws nothing from the random generators, so a copy is what a load would give)."""
+    import copy
+
+    if path is not None:
+        return _read_body(spec, path)
+    if spec not in _pristine:
+        _pristine[spec] = _read_body(spec, spec.path)
+    return copy.deepcopy(_pristine[spec])
+
+
+_pristine: dict[ModelSpec, object] = {}
+
+
+def _read_body(spec: ModelSpec, path: str | Path):
     from transformers import AutoModel
 
     quiet_transformers()
-    return AutoModel.from_pretrained(path or spec.path, use_safetensors=True, trust_remote_code=spec.trust_remote_code)
+    return AutoModel.from_pretrained(path, use_safetensors=True, trust_remote_code=spec.trust_remote_code)
 
 
 def preload(spec: ModelSpec, packages: Iterable[str] = ()) -> None:
@@ -218,6 +247,24 @@ class Tokens:
         return input_ids.to(device), mask.to(device)
 
 
+@dataclass
+class Vectors:
+    """Precomputed sentence vectors (a frozen body's pooled output) as training or inference inputs of a head.
+    `lengths` are the texts' token counts, so length-bucketed batches are the very batches `Tokens` of the same
+    texts would give."""
+
+    vectors: np.ndarray
+    lengths: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def batch(self, index: np.ndarray, device) -> tuple[torch.Tensor]:
+        import torch
+
+        return (torch.from_numpy(self.vectors[index]).to(device),)
+
+
 def train_batches(
     lengths: np.ndarray,
     batch_size: int,
@@ -252,7 +299,7 @@ def inference_batches(lengths: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
-# --- modules ------------------------------------------------------------------------------------------
+# --- modules ---------------------------------------------------------------------------------------------
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Tensor:
@@ -262,21 +309,35 @@ def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: Pooling) -> torch.Te
     return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
 
 
+def build_head(width: int, num_labels: int, dropout: float = 0.1):
+    """Dropout and a new linear layer over a pooled sentence vector (BERT's classification head)."""
+    from torch import nn
+
+    class Head(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.dropout = nn.Dropout(dropout)
+            self.linear = nn.Linear(width, num_labels)
+
+        def forward(self, pooled: torch.Tensor) -> torch.Tensor:
+            return self.linear(self.dropout(pooled))
+
+    return Head()
+
+
 def build_classifier(body, pooling: Pooling, num_labels: int, dropout: float = 0.1):
+    """The encoder body, the body's own sentence pooling, and a `build_head` head."""
     from torch import nn
 
     class Classifier(nn.Module):
-        """Encoder body, the body's own sentence pooling, dropout, and a linear head."""
-
         def __init__(self) -> None:
             super().__init__()
             self.body = body
-            self.dropout = nn.Dropout(dropout)
-            self.head = nn.Linear(body.config.hidden_size, num_labels)
+            self.head = build_head(body.config.hidden_size, num_labels, dropout)
 
         def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
             hidden = self.body(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return self.head(self.dropout(pool(hidden, attention_mask, pooling)))
+            return self.head(pool(hidden, attention_mask, pooling))
 
     return Classifier()
 
@@ -299,7 +360,24 @@ def count_params(model) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-# --- training and inference ---------------------------------------------------------------------------
+# --- training and inference -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a model runs and in which precision ("fp32", or "bf16" autocast)."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.precision == "bf16":
+            return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -321,6 +399,15 @@ class Schedule:
         return {"epochs": epochs, "steps": epochs * steps_per_epoch, "batch_size": batch_size}
 
 
+@dataclass(frozen=True)
+class Optimization:
+    """AdamW's peak rate and weight decay, and the share of steps spent warming up."""
+
+    lr: float
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+
+
 def adamw(params: list, lr: float, weight_decay: float, device: str):
     """AdamW with BERT's grouping (no decay on biases and LayerNorm weights), fused where torch has a fused
     kernel: on CPU that cuts the optimizer step over 22M parameters ~8x (unfused, it costs as much as the
@@ -334,71 +421,91 @@ def adamw(params: list, lr: float, weight_decay: float, device: str):
     return torch.optim.AdamW(groups, lr=lr, fused=torch.device(device).type in ("cpu", "cuda"))
 
 
-def optimizer_step(loss, params: list, optimizer, scheduler, what: str) -> None:
-    """One update of every training loop: refuse a NaN/inf loss, backward, clip at 1.0, step, schedule."""
+def train(
+    model,
+    batches: Callable[[], Iterable[np.ndarray]],
+    loss_of: Callable[[np.ndarray], torch.Tensor | None],
+    epochs: int,
+    steps: int,
+    optimization: Optimization,
+    placement: Placement,
+    what: str = "loss",
+) -> list[list[float]]:
+    """The one training loop: `epochs` passes over `batches()` (called once per epoch), one optimizer step per
+    batch whose `loss_of` is not None, over the model's trainable parameters. AdamW, linear warm-up over
+    `warmup_ratio` of `steps` then linear decay, gradient clipping at 1.0. The model trains in train mode and
+    is left in eval mode. Raises NonFiniteLossError at the first NaN/inf loss. Returns each epoch's step losses.
+    """
     import torch
+    from transformers import get_linear_schedule_with_warmup
 
-    if not torch.isfinite(loss):
-        raise NonFiniteLossError(f"{what} became {loss.item()} during training")
-    loss.backward()
-    torch.nn.utils.clip_grad_norm_(params, 1.0)
-    optimizer.step()
-    scheduler.step()
-    optimizer.zero_grad(set_to_none=True)
-
-
-def autocast(ctx):
-    import contextlib
-
-    import torch
-
-    if ctx.precision == "bf16":
-        return torch.autocast(device_type=torch.device(ctx.device).type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = adamw(params, optimization.lr, optimization.weight_decay, placement.device)
+    warmup = int(optimization.warmup_ratio * steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, warmup, steps)
+    model.to(placement.device).train()
+    losses: list[list[float]] = []
+    for _ in range(epochs):
+        epoch = []
+        for index in batches():
+            with placement.autocast():
+                loss = loss_of(index)
+            if loss is None:
+                continue
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(f"{what} became {loss.item()} during training")
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            epoch.append(loss.detach())
+        losses.append(torch.stack(epoch).float().tolist() if epoch else [])
+    model.eval()
+    return losses
 
 
 def fine_tune(
     model,
-    tokens: Tokens,
+    inputs,
     labels: np.ndarray,
-    ctx,
     schedule: Schedule,
-    lr: float,
-    weight_decay: float = 0.01,
-    warmup_ratio: float = 0.1,
+    optimization: Optimization,
+    placement: Placement,
+    seed: int,
 ) -> dict[str, int]:
-    """Cross-entropy training of `model` (input_ids, attention_mask -> logits) over its trainable parameters.
-
-    AdamW, linear warm-up then linear decay, gradient clipping at 1.0, length-bucketed batches. Raises
-    NonFiniteLossError at the first NaN/inf loss. Returns the resolved schedule for the record."""
+    """Cross-entropy training of `model` on `inputs` (`Tokens`, or anything with ``lengths``, ``len`` and
+    ``batch(index, device)`` returning the model's positional inputs). Batches are length-bucketed by
+    `inputs.lengths`, shuffled by a generator seeded with `seed`. Returns the resolved schedule for the record."""
     import torch
-    from transformers import get_linear_schedule_with_warmup
 
-    resolved = schedule.resolve(len(tokens))
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = adamw(trainable, lr, weight_decay, ctx.device)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(warmup_ratio * resolved["steps"]), resolved["steps"])
-    rng = np.random.default_rng(ctx.seed)
+    resolved = schedule.resolve(len(inputs))
+    rng = np.random.default_rng(seed)
     targets = torch.as_tensor(labels, dtype=torch.long)
-    lengths = tokens.lengths
-    model.to(ctx.device).train()
-    for _ in range(resolved["epochs"]):
-        for index in train_batches(lengths, resolved["batch_size"], rng):
-            input_ids, mask = tokens.batch(index, ctx.device)
-            with autocast(ctx):
-                logits = model(input_ids, mask)
-            loss = torch.nn.functional.cross_entropy(logits.float(), targets[index].to(ctx.device))
-            optimizer_step(loss, trainable, optimizer, scheduler, "loss")
-    model.eval()
+    lengths = inputs.lengths
+
+    def loss_of(index: np.ndarray) -> torch.Tensor:
+        logits = model(*inputs.batch(index, placement.device))
+        return torch.nn.functional.cross_entropy(logits.float(), targets[index].to(placement.device))
+
+    train(
+        model,
+        lambda: train_batches(lengths, resolved["batch_size"], rng),
+        loss_of,
+        resolved["epochs"],
+        resolved["steps"],
+        optimization,
+        placement,
+    )
     return resolved
 
 
-def predict_logits(model, tokens: Tokens, ctx, batch_size: int = 64) -> np.ndarray:
+def predict_logits(model, inputs, placement: Placement, batch_size: int = 64) -> np.ndarray:
     """Logits in input order, computed in length-sorted batches."""
-    return _batched_inference(lambda ids, mask: model(ids, mask), model, tokens, ctx, batch_size)
+    return _batched_inference(lambda *batch: model(*batch), model, inputs, placement, batch_size)
 
 
-def embed(body, tokens: Tokens, ctx, pooling: Pooling, normalize: bool, batch_size: int = 64) -> np.ndarray:
+def embed(body, tokens: Tokens, placement: Placement, pooling: Pooling, normalize: bool, batch_size: int = 64):
     """Sentence vectors of the frozen body (the sentence-transformers recipe: pool, then optionally normalise)."""
     import torch
 
@@ -406,20 +513,20 @@ def embed(body, tokens: Tokens, ctx, pooling: Pooling, normalize: bool, batch_si
         vectors = pool(body(input_ids=ids, attention_mask=mask).last_hidden_state, mask, pooling)
         return torch.nn.functional.normalize(vectors.float(), dim=-1) if normalize else vectors
 
-    return _batched_inference(forward, body, tokens, ctx, batch_size)
+    return _batched_inference(forward, body, tokens, placement, batch_size)
 
 
-def _batched_inference(forward, module, tokens: Tokens, ctx, batch_size: int) -> np.ndarray:
+def _batched_inference(forward, module, inputs, placement: Placement, batch_size: int) -> np.ndarray:
     import torch
 
-    module.to(ctx.device).eval()
+    module.to(placement.device).eval()
     out: np.ndarray | None = None
     with torch.inference_mode():
-        for index in inference_batches(tokens.lengths, batch_size):
-            with autocast(ctx):
-                values = forward(*tokens.batch(index, ctx.device)).float().cpu().numpy()
+        for index in inference_batches(inputs.lengths, batch_size):
+            with placement.autocast():
+                values = forward(*inputs.batch(index, placement.device)).float().cpu().numpy()
             if out is None:
-                out = np.empty((len(tokens), values.shape[1]), dtype=np.float32)
+                out = np.empty((len(inputs), values.shape[1]), dtype=np.float32)
             out[index] = values
     return out
 

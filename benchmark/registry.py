@@ -4,6 +4,11 @@ Modules in the `methods` package and entry points in the group ``fewshot_bench.m
 use of the registry, one by one: a module that fails to import is recorded as unavailable (and the cells that
 name it fail) instead of breaking the CLI. Method modules import torch & co. inside their functions, so
 discovery stays fast.
+
+A method states the values each hyperparameter may take next to the field, with `annotated_types` markers
+(``lr: Annotated[float, Gt(0)] = 5e-5``), and may add a ``check(self, model)`` for rules that span fields or
+depend on the model; `check_params` applies both when the plan is built, so a value the method cannot use
+is a one-line error before anything runs. Float values must always be finite.
 """
 
 from __future__ import annotations
@@ -13,27 +18,27 @@ import difflib
 import importlib
 import importlib.metadata
 import importlib.util
+import math
 import pkgutil
 import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
 
 from benchmark.errors import UsageError
+from benchmark.record import FitResult
 
 ENTRY_POINT_GROUP = "fewshot_bench.methods"
 
 
 class Method(Protocol):
-    """What a registered dataclass provides. The harness owns sampling, seeding, timing, metrics, records."""
+    """What a registered dataclass provides. The harness owns sampling, seeding, timing, memory, metrics,
+    records and the one-off cache; a method owns only how it learns."""
 
-    def fit(self, train, ctx) -> dict | None:
+    def fit(self, train, ctx) -> FitResult | None:
         """Learn from the labelled sample (`benchmark.data.Split`); `ctx` is a `benchmark.context.Context`.
-
-        May return facts for the record: ``trainable_params``, ``total_params``, ``resolved`` (values derived
-        from the budget, e.g. epochs), ``shared_seconds`` (time this call spent on one-off work reused across cells),
-        ``one_off_seconds`` (what that one-off work took when it was done, in this call or before it was cached)."""
+        May return a `benchmark.record.FitResult` (parameter counts, values derived from the budget)."""
 
     def predict(self, texts: list[str]):
         """Label ids (ints in ``range(ctx.num_labels)``), one per text, in input order."""
@@ -43,9 +48,11 @@ class Method(Protocol):
     # new revision's cells instead of keeping the old records, and the leaderboard shows the two apart.
     #
     # Optional: ``precompute(self, ctx) -> None`` does the configuration's one-off work (frozen features, an
-    # adapted encoder: whatever `fit` would otherwise compute on its first cell and cache for the others).
-    # With parallel workers, the runner calls it once, as a worker task of its own, and holds the method's cells
-    # until it is done (or, when every cell needs such work, in the main process with every thread first).
+    # adapted encoder: whatever `fit` would otherwise build on its first cell through ``ctx.one_off``). The
+    # runner calls it once, as a task of its own, and holds the method's cells until it is done.
+    #
+    # Optional: ``check(self, model: ModelSpec) -> None`` raises ValueError for values that span fields or
+    # depend on the model (more frozen blocks than the model has); called when the plan is built.
 
 
 class RegistryError(UsageError):
@@ -226,6 +233,36 @@ def parse_overrides(assignments: Iterable[str], specs: list[MethodSpec]) -> dict
     return overrides
 
 
+def typed_overrides(settings: dict[str, dict[str, Any]], specs: list[MethodSpec]) -> dict[str, dict[str, Any]]:
+    """A configuration file's {method: {field: value}}, the values already typed (TOML): names checked here,
+    values by `check_params`."""
+    by_name = {spec.name: spec for spec in specs}
+    for method, values in settings.items():
+        spec = by_name.get(method)
+        if spec is None:
+            raise UsageError(f"--config: settings for '{method}', which is not among the methods")
+        fields = [f.name for f in dataclasses.fields(spec.cls)] if spec.cls else list(values)
+        for name in values:
+            if name not in fields:
+                raise UsageError(
+                    f"--config: '{method}' has no hyperparameter '{name}' (has: {', '.join(fields)})"
+                    + _suggest(name, fields)
+                )
+    typed = {}
+    for method, values in settings.items():
+        cls = by_name[method].cls
+        hints = typing.get_type_hints(cls) if cls else {}
+        typed[method] = {name: _as_declared(value, hints.get(name)) for name, value in values.items()}
+    return typed
+
+
+def _as_declared(value: Any, annotation: Any) -> Any:
+    """An int given for a float field is that float (10 and 10.0 must make the same cell key)."""
+    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
+    floats = annotation is float or (float in members and int not in members)
+    return float(value) if floats and isinstance(value, int) and not isinstance(value, bool) else value
+
+
 def _suggest(name: str, options: list[str]) -> str:
     """'; did you mean ...?' with the closest options, ignoring case, or ''."""
     by_lower = {o.lower(): o for o in options}
@@ -236,6 +273,8 @@ def _suggest(name: str, options: list[str]) -> str:
 def coerce(raw: str, annotation: Any) -> Any:
     """Parse a command-line string as `annotation` (int, float, bool, str, Literal, unions, Optional)."""
     origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return coerce(raw, typing.get_args(annotation)[0])
     if origin is Literal:
         for choice in typing.get_args(annotation):
             if str(choice) == raw:
@@ -258,6 +297,8 @@ def coerce(raw: str, annotation: Any) -> Any:
         if raw.lower() in ("false", "0", "no", "off"):
             return False
         raise ValueError(f"'{raw}' is not a boolean (true/false)")
+    if annotation in (int, float) and not raw.isascii():
+        raise ValueError(f"'{raw}' is not a number written in ASCII digits")
     if annotation is int:
         try:
             return int(raw)
@@ -271,6 +312,79 @@ def coerce(raw: str, annotation: Any) -> Any:
     if annotation is str:
         return raw
     raise ValueError(f"hyperparameters of type {annotation} cannot be set from the command line")
+
+
+def check_params(spec: MethodSpec, params: dict[str, Any], model, overridden: Iterable[str] = ()) -> None:
+    """UsageError (one line) unless every value is one the method can use: each field's declared bounds, finite
+    floats, then the method's own ``check(model)``. `overridden` names the fields the user set with --set."""
+    if spec.cls is None:
+        return
+    hints = typing.get_type_hints(spec.cls, include_extras=True)
+    overridden = set(overridden)
+    for name, value in params.items():
+        problem = violation(value, hints[name])
+        if problem:
+            where = "--set " if name in overridden else ""
+            raise UsageError(f"{where}{spec.name}.{name}={value!r}: {problem}")
+    check = getattr(spec.cls, "check", None)
+    if check is not None:
+        try:
+            check(spec.cls(**params), model)
+        except ValueError as exc:
+            raise UsageError(f"{spec.name}: {exc}") from None
+
+
+def violation(value: Any, annotation: Any) -> str | None:
+    """Why `value` breaks `annotation` (type, finiteness, annotated_types bounds), or None if it does not."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        problems = [violation(value, member) for member in typing.get_args(annotation)]
+        return None if any(p is None for p in problems) else next(p for p in problems if p)
+    if origin is Literal:
+        choices = typing.get_args(annotation)
+        return None if value in choices else f"expected one of {', '.join(map(repr, choices))}"
+    bounds: tuple = ()
+    if origin is Annotated:
+        annotation, *bounds = typing.get_args(annotation)
+    if annotation is type(None):
+        return None if value is None else "expected none"
+    if annotation in (bool, str) and not isinstance(value, annotation):
+        return f"expected {'true or false' if annotation is bool else 'a string'}"
+    if annotation in (int, float):
+        if isinstance(value, bool) or not isinstance(value, annotation if annotation is int else (int, float)):
+            return f"expected {'an integer' if annotation is int else 'a number'}"
+        if not math.isfinite(value):
+            return "must be a finite number"
+    for bound in bounds:
+        problem = _outside(value, bound)
+        if problem:
+            return problem
+    return None
+
+
+_BOUNDS = (("gt", ">", lambda v, b: v > b), ("ge", ">=", lambda v, b: v >= b), ("lt", "<", lambda v, b: v < b))
+
+
+def _outside(value: Any, bound: Any) -> str | None:
+    for attribute, symbol, holds in (*_BOUNDS, ("le", "<=", lambda v, b: v <= b)):
+        limit = getattr(bound, attribute, None)
+        if limit is not None and not holds(value, limit):
+            return f"must be {symbol} {limit}"
+    return None
+
+
+def describe(annotation: Any) -> str:
+    """The bounds of a field for `list`, e.g. '>0', '>=0,<1', or ''."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        return " or ".join(filter(None, (describe(member) for member in typing.get_args(annotation))))
+    if typing.get_origin(annotation) is not Annotated:
+        return ""
+    parts = []
+    for bound in typing.get_args(annotation)[1:]:
+        for attribute, symbol, _ in (*_BOUNDS, ("le", "<=", None)):
+            if getattr(bound, attribute, None) is not None:
+                parts.append(f"{symbol}{getattr(bound, attribute)}")
+    return ",".join(parts)
 
 
 def _field_default(f: dataclasses.Field) -> Any:

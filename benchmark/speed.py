@@ -28,8 +28,10 @@ from pathlib import Path
 import numpy as np
 
 from benchmark import modeling, sampling
+from benchmark.budget import Budget
 from benchmark.context import Context
 from benchmark.data import Task
+from benchmark.errors import UsageError
 
 
 def matmul_peak(dtype_name: str, size: int = 2048, seconds: float = 2.0) -> float:
@@ -56,7 +58,7 @@ def matmul_params(model) -> int:
 
     blocks = modeling.encoder_blocks(model.body)
     linear = [m for block in blocks for m in block.modules() if isinstance(m, nn.Linear)]
-    return sum(m.weight.numel() for m in linear) + model.head.weight.numel()
+    return sum(m.weight.numel() for m in linear) + model.head.linear.weight.numel()
 
 
 @dataclass
@@ -97,21 +99,22 @@ def measure_training(
 ) -> Throughput:
     """The harness's `full` training loop on a real few-shot sample of the task (`ready()`, if given, is called
     after the warm-up step, just before the timed loop)."""
-    train = sampling.sample(task, min(shots, min(task.class_counts().values())), seed=0)
+    train = sampling.sample(task, Budget(min(shots, min(task.class_counts().values()))), seed=0)
     tokenizer = modeling.load_tokenizer(spec)
     model = modeling.build_classifier(modeling.load_body(spec), spec.pooling, task.num_labels)
     tokens = modeling.Tokens.of(tokenizer, train.texts, spec.max_length)
-    ctx = Context(spec, task.num_labels, seed=0, precision=precision)
+    placement = modeling.Placement("cpu", precision)
     schedule = modeling.Schedule(batch_size, min_steps=0, min_epochs=epochs, max_epochs=epochs)
     # warm-up step so that one-time allocation and kernel selection are not timed
-    modeling.fine_tune(model, tokens, train.labels, ctx, modeling.Schedule(batch_size, 1, 1, 1), lr=1e-9)
+    warm_up = modeling.Schedule(batch_size, 1, 1, 1)
+    modeling.fine_tune(model, tokens, train.labels, warm_up, modeling.Optimization(1e-9), placement, seed=0)
     lengths = tokens.lengths
     rng = np.random.default_rng(0)  # the same batches fine_tune draws with seed 0
     batches = [b for _ in range(epochs) for b in modeling.train_batches(lengths, batch_size, rng)]
     if ready is not None:
         ready()
     started = time.perf_counter()
-    modeling.fine_tune(model, tokens, train.labels, ctx, schedule, lr=5e-5)
+    modeling.fine_tune(model, tokens, train.labels, schedule, modeling.Optimization(5e-5), placement, seed=0)
     seconds = time.perf_counter() - started
     real = int(lengths.sum()) * epochs
     flops = 6 * matmul_params(model) * real + 12 * _attention_flops(model, lengths) * epochs
@@ -154,10 +157,10 @@ def measure_inference(spec, task: Task, precision: str, batch_size: int = 64) ->
     tokenizer = modeling.load_tokenizer(spec)
     model = modeling.build_classifier(modeling.load_body(spec), spec.pooling, task.num_labels)
     tokens = modeling.Tokens.of(tokenizer, task.test.texts, spec.max_length)
-    ctx = Context(spec, task.num_labels, seed=0, precision=precision)
-    modeling.predict_logits(model, modeling.Tokens(tokens.ids[:batch_size], tokens.pad_id), ctx)  # warm-up
+    placement = modeling.Placement("cpu", precision)
+    modeling.predict_logits(model, modeling.Tokens(tokens.ids[:batch_size], tokens.pad_id), placement)  # warm-up
     started = time.perf_counter()
-    modeling.predict_logits(model, tokens, ctx, batch_size)
+    modeling.predict_logits(model, tokens, placement, batch_size)
     seconds = time.perf_counter() - started
     lengths = tokens.lengths
     real = int(lengths.sum())
@@ -197,7 +200,7 @@ def compare_with_plain_recipe(
                 raise RuntimeError(f"plain recipe failed: {result.stderr.strip().splitlines()[-1:]}")
             plain = json.loads(result.stdout.strip().splitlines()[-1])
             # the recipe draws rng.choice per sorted label from default_rng(seed): the same sample as ours
-            train = sampling.sample(task, shots, seed)
+            train = sampling.sample(task, Budget(shots), seed)
             assert len(train) == plain["n_train"]
             modeling.seed_everything(seed)
             method = FineTune(lr=lr, batch_size=batch_size, min_steps=0, min_epochs=epochs, max_epochs=epochs)
@@ -235,31 +238,180 @@ def _write_csv(path: Path, split) -> None:
         writer.writerows(zip(split.texts, split.labels.tolist(), strict=True))
 
 
-def measure_logreg_grid(spec, task: Task, budgets: list, seeds: list[int], threads: int) -> dict:
-    """Seconds for one encoding pass of train pool + test split, for `logreg` over budgets x seeds with a cold
-    cache (which includes that pass, once), and again with the cache warm (a re-run)."""
-    from benchmark import registry
-    from benchmark.runner import Plan, StopRequest, run_cells
+# --- the floor under a grid -----------------------------------------------------------------------------
 
-    with tempfile.TemporaryDirectory() as scratch:
-        started = time.perf_counter()
-        Plan(task, spec, {}, {}, [], [], threads=threads).feature_store()._encode(
-            list(task.train.texts) + list(task.test.texts)
+
+@dataclass
+class Floor:
+    """The useful work a finished grid did and the time it needs at a given peak."""
+
+    tflop_by_method: dict[str, dict[str, float]]  # method -> {"train", "predict", "one-off"} TFLOP
+    cells: int  # ok records with FLOPs counted
+    uncounted: int  # ok records from before FLOPs were counted
+
+    @property
+    def tflop(self) -> float:
+        return sum(sum(parts.values()) for parts in self.tflop_by_method.values())
+
+    def minutes(self, peak_gflops: float) -> float:
+        return self.tflop * 1e3 / peak_gflops / 60
+
+
+def floor_of(records) -> Floor:
+    """Train and predict FLOPs of every ok record, and one-off work once per artifact (a dataset's frozen
+    features serve two methods: counted once, for the first)."""
+    by_method: dict[str, dict[str, float]] = {}
+    artifacts: set[tuple[str, float]] = set()
+    counted = uncounted = 0
+    for record in records:
+        if not record.ok:
+            continue
+        if record.train_flops is None:
+            uncounted += 1
+            continue
+        counted += 1
+        parts = by_method.setdefault(record.method, {"train": 0.0, "predict": 0.0, "one-off": 0.0})
+        parts["train"] += record.train_flops / 1e12
+        parts["predict"] += record.predict_flops / 1e12
+        artifact = (record.dataset_fingerprint, record.one_off_flops or 0.0)
+        if record.one_off_flops and artifact not in artifacts:
+            artifacts.add(artifact)
+            parts["one-off"] += record.one_off_flops / 1e12
+    return Floor(by_method, counted, uncounted)
+
+
+def print_floor(folder: Path, peak: float | None, precision: str) -> int:
+    """Useful TFLOP per method, the minutes they need at this machine's matmul peak with every core, and the
+    grid's wall time against that floor when the folder holds one invocation that ran every cell."""
+    import json
+    import os
+
+    import torch
+
+    from benchmark import console, runtime
+    from benchmark.store import RUN_INFO, read_records
+
+    if not (folder / RUN_INFO).is_file():
+        raise UsageError(f"--floor {folder}: not a run folder (no {RUN_INFO})")
+    records = list(read_records(folder).latest_by_cell().values())
+    floor = floor_of(records)
+    if not floor.cells:
+        raise UsageError(f"--floor {folder}: no record with counted FLOPs (records from before schema 2)")
+    if peak is None:
+        torch.set_num_threads(os.cpu_count() or 1)
+        peak = matmul_peak(precision)
+    out = console.stdout()
+    out.print(f"{runtime.cpu_name()} · {precision} matmul peak {peak:.1f} GFLOP/s (all cores)")
+    rows = [
+        {"method": method, **{k: round(v, 1) for k, v in parts.items()}, "floor min": round(
+            sum(parts.values()) * 1e3 / peak / 60, 1)}
+        for method, parts in sorted(floor.tflop_by_method.items(), key=lambda item: -sum(item[1].values()))
+    ]  # fmt: skip
+    rows.append({"method": "all", "train": "", "predict": "", "one-off": round(floor.tflop, 1),
+                 "floor min": round(floor.minutes(peak), 1)})  # fmt: skip
+    out.print(_table("useful TFLOP by method, and the minutes they need at the peak", rows))
+    if floor.uncounted:
+        out.print(f"{floor.uncounted} ok records predate FLOP counting and are not in the floor")
+    info = json.loads((folder / RUN_INFO).read_text())
+    invocations = info.get("invocations", [])
+    if len(invocations) == 1 and info.get("cells_run") == len(records) and not info.get("interrupted"):
+        wall = info["wall_seconds"] / 60
+        out.print(f"wall time {wall:.1f} min: {wall / floor.minutes(peak):.2f}x the floor")
+    else:
+        out.print("the folder holds several invocations or unrun cells: no single wall time to compare")
+    return 0
+
+
+# --- the command ------------------------------------------------------------------------------------------
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--dataset", default="rt-critics")
+    parser.add_argument("--model", default=None)
+    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
+    parser.add_argument(
+        "--jobs", type=int, help="also train in this many processes at once (default: the grid's default --jobs)"
+    )
+    parser.add_argument("--plain-recipe", type=Path, help="path to plain_recipe_full_ft.py: compare with `full`")
+    parser.add_argument("--shots", type=int, default=64, help="budget of the plain-recipe comparison")
+    parser.add_argument("--seeds", type=int, default=3, help="seeds of the plain-recipe comparison")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--lr", type=float, default=5e-5)
+    parser.add_argument(
+        "--batch-size", type=int, default=16, help="training batch (measured beside 32), also the plain recipe's"
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument(
+        "--floor", type=Path, metavar="DIR", help="instead: the floor under a finished run folder's grid (below)"
+    )
+    parser.add_argument("--peak", type=float, help="with --floor: GFLOP/s of the whole machine (default: measured)")
+    parser.set_defaults(command=main)
+
+
+def main(args) -> int:
+    import json
+    import os
+
+    import torch
+
+    from benchmark import console, runtime
+
+    if args.floor is not None:
+        return print_floor(args.floor, args.peak, args.precisions.split(",")[0])
+    from benchmark.data import load_task
+    from benchmark.modeling import resolve_model
+
+    for flag in ("threads", "jobs", "seeds", "epochs", "batch_size"):
+        value = getattr(args, flag)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{flag.replace('_', '-')}: {value} is not a positive number")
+    precisions = [p.strip() for p in args.precisions.split(",")]
+    if not set(precisions) <= {"fp32", "bf16"}:
+        raise UsageError(f"--precisions: expected fp32 and/or bf16, got {args.precisions}")
+    if args.plain_recipe is not None and not args.plain_recipe.is_file():
+        raise UsageError(f"--plain-recipe: no such file: {args.plain_recipe}")
+    task = load_task(args.dataset)
+    spec = resolve_model(args.model)
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    jobs = runtime.default_jobs(args.jobs, "cpu", threads, runtime.available_gib())
+    out = console.stdout()
+    cpu = runtime.cpu_name()
+    out.print(f"{cpu} · {threads} threads · torch {torch.__version__} · {spec.name} · {task.name}")
+    report: dict = {"cpu": cpu, "threads": threads, "model": spec.name, "dataset": task.name}
+    report["peak_gflops"] = {p: round(matmul_peak(p), 1) for p in precisions}
+    rows = []
+    for precision in precisions:
+        peak = report["peak_gflops"][precision]
+        # the harness's batch, and the larger one common recipes use (the same loop, fewer optimizer steps)
+        for batch_size in dict.fromkeys([args.batch_size, 32]):
+            rows.append(measure_training(spec, task, precision, batch_size).row(peak))
+        if jobs > 1:  # the grid's default on this machine: cells side by side, threads split between them
+            parallel = measure_parallel_training(spec, task, precision, args.batch_size, jobs, max(1, threads // jobs))
+            rows.append(parallel.row(peak))
+        rows.append(measure_inference(spec, task, precision).row(peak))
+    report["throughput"] = rows
+    out.print(_table("matmul peak (GFLOP/s)", [report["peak_gflops"]]))
+    out.print(_table("throughput vs the measured peak of the dtype used", rows))
+    if args.plain_recipe:
+        seeds = list(range(args.seeds))
+        comparison = compare_with_plain_recipe(
+            args.plain_recipe, spec, task, args.shots, seeds, args.epochs, args.lr, args.batch_size
         )
-        encode = time.perf_counter() - started
-        specs = {"logreg": registry.resolve(["logreg"])[0]}
-        timings = []
-        for _ in ("cold", "warm"):  # a fresh Plan (fresh in-memory store) each time, like a new process
-            plan = Plan(task, spec, specs, {}, budgets, seeds, threads=threads, cache_dir=Path(scratch))
-            started = time.perf_counter()
-            records = [r for _, r, _ in run_cells(plan, plan.cells, StopRequest(lambda: None))]
-            timings.append(time.perf_counter() - started)
-            assert all(r["status"] == "ok" for r in records)
-    return {
-        "cells": len(budgets) * len(seeds),
-        "one encoding pass s": round(encode, 1),
-        "logreg grid, cold cache s": round(timings[0], 1),
-        "logreg grid, warm cache s": round(timings[1], 1),
-        "cold / encoding pass": round(timings[0] / encode, 2),
-        "warm / cold": round(timings[1] / timings[0], 3),
-    }
+        report["plain_recipe"] = comparison
+        out.print(_table(f"full vs the plain recipe ({args.shots} per class, {args.epochs} epochs)", comparison))
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2))
+    return 0
+
+
+def _table(title: str, rows: list[dict]):
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in rows[0]:
+        table.add_column(str(column), justify="right")
+    for row in rows:
+        table.add_row(*(str(v) for v in row.values()))
+    return table

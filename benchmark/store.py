@@ -1,18 +1,22 @@
-"""The run folder: records.jsonl (one JSON object per finished cell, appended and fsynced as each cell ends),
-run.json (how the run was made), errors.log (tracebacks of failed cells), and a lock held while a run writes.
+"""The run folder: records.jsonl (one record per finished cell, appended and fsynced as each cell ends),
+run.json (how each invocation was made, `benchmark.provenance`), errors.log (tracebacks of failed cells), the
+reports, and a lock held while a run writes.
 
-Records are read as JSON only, never unpickled. A torn last line (a run killed mid-write) is reported and
-ignored; the next append starts on a fresh line.
+Records are read as JSON only, never unpickled. A line that is not a record (torn by a kill, damaged, of an
+unknown schema) is named and skipped, never fatal; a torn last line is cut off before the next append.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import socket
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.errors import LockedError, UsageError
+from benchmark.files import atomic_write_text
+from benchmark.record import Record, RecordError
 
 RECORDS = "records.jsonl"
 RUN_INFO = "run.json"
@@ -22,43 +26,51 @@ LOCK = ".lock"
 
 @dataclass
 class Records:
-    records: list[dict]
-    torn_line: int | None = None  # 1-based number of an unreadable line, if any
+    records: list[Record]
+    skipped: list[tuple[int, str]] = field(default_factory=list)  # (1-based line number, why) of unreadable lines
 
-    def latest_by_cell(self) -> dict[str, dict]:
+    def latest_by_cell(self) -> dict[str, Record]:
         """The newest record of each cell key (a re-run of a failed cell supersedes it)."""
-        return {r["cell"]: r for r in self.records if "cell" in r}
+        return {r.cell: r for r in self.records}
+
+    def notes(self, path: Path) -> list[str]:
+        return [f"skipped line {number} of {path}: {why}" for number, why in self.skipped]
 
 
 def read_records(folder: Path) -> Records:
     path = Path(folder) / RECORDS
     if not path.is_file():
         return Records([])
-    records, torn = [], None
-    with open(path, encoding="utf-8") as handle:
+    records, skipped = [], []
+    with open(path, encoding="utf-8", errors="replace") as handle:
         for number, line in enumerate(handle, 1):
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
+                records.append(Record.from_json(json.loads(line)))
             except json.JSONDecodeError:
-                torn = number
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-    return Records(records, torn)
+                skipped.append((number, "not valid JSON (torn by a killed run, or edited)"))
+            except RecordError as exc:
+                skipped.append((number, f"not a record: {exc}"))
+    return Records(records, skipped)
+
+
+def is_run_folder(path: Path) -> bool:
+    return (Path(path) / RECORDS).is_file() or (Path(path) / RUN_INFO).is_file()
 
 
 class RunFolder:
-    """An output folder opened for writing: checked writable, locked against a second concurrent run."""
+    """An output folder opened for writing: checked, locked against a second concurrent run."""
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
-        self._lock_handle = None
+        self._lock = None
+        self.notes: list[str] = []  # what opening found and repaired, for the user
 
     @staticmethod
     def check_writable(path: Path) -> None:
-        """Raise UsageError unless `path` is, or can be made, a writable folder. Creates nothing."""
+        """Raise UsageError unless `path` is, or can be made, a writable run folder. Creates nothing. A folder
+        that holds other files and no run is refused: its files are the user's, not ours to overwrite."""
         path = Path(path)
         probe = path
         while not probe.exists():
@@ -67,41 +79,38 @@ class RunFolder:
             raise UsageError(f"--out {path}: {probe} is not a folder")
         if not os.access(probe, os.W_OK | os.X_OK):
             raise UsageError(f"--out {path}: {probe} is not writable")
-        if path.exists() and (path / RECORDS).exists() and not os.access(path / RECORDS, os.W_OK):
+        if path.is_dir() and not is_run_folder(path) and any(not p.name.startswith(".") for p in path.iterdir()):
+            raise UsageError(f"--out {path}: the folder holds other files and no run; choose an empty or new folder")
+        if (path / RECORDS).exists() and not os.access(path / RECORDS, os.W_OK):
             raise UsageError(f"--out {path}: {path / RECORDS} is not writable")
 
     def __enter__(self) -> RunFolder:
-        import fcntl
+        from filelock import FileLock, Timeout
 
         self.path.mkdir(parents=True, exist_ok=True)
-        self._lock_handle = open(self.path / LOCK, "a+")
+        previous_holder: list[str] = []
+        self._lock = FileLock(self.path / LOCK, timeout=0, on_acquired=lambda fd: previous_holder.append(_claim(fd)))
         try:
-            fcntl.flock(self._lock_handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._lock_handle.close()
-            holder = (self.path / LOCK).read_text().strip() or "another process"
+            self._lock.acquire()
+        except Timeout:
+            holder = _read_holder(self.path / LOCK)
             raise LockedError(
                 f"--out {self.path} is in use by a running benchmark ({holder}); wait for it or pick another --out"
             ) from None
-        self._lock_handle.seek(0)
-        self._lock_handle.truncate()
-        self._lock_handle.write(f"pid {os.getpid()}\n")
-        self._lock_handle.flush()
-        self.torn_tail = self._cut_torn_tail()
+        if previous_holder and previous_holder[0]:
+            self.notes.append(f"a previous run ({previous_holder[0]}) ended without releasing {self.path / LOCK}")
+        torn = self._cut_torn_tail()
+        if torn:
+            self.notes.append(torn)
         return self
 
     def __exit__(self, *exc) -> None:
-        import fcntl
-
-        if self._lock_handle is not None:
-            self._lock_handle.seek(0)
-            self._lock_handle.truncate()
-            fcntl.flock(self._lock_handle, fcntl.LOCK_UN)
-            self._lock_handle.close()
+        if self._lock is not None:
+            self._lock.release()
 
     def _cut_torn_tail(self) -> str | None:
         """Every record is written as one line with its newline; bytes after the last newline are what a kill
-        left of a record in progress. Cut them off (they are not a record) and say so."""
+        (or a full disk) left of a record in progress. Cut them off (they are not a record) and say so."""
         path = self.path / RECORDS
         if not path.is_file() or not path.stat().st_size:
             return None
@@ -111,14 +120,23 @@ class RunFolder:
         keep = data.rfind(b"\n") + 1
         with open(path, "rb+") as handle:
             handle.truncate(keep)
-        return f"ignored a torn last line in {path} ({len(data) - keep} bytes of a record cut off by a killed run)"
+        return f"cut a torn last line off {path} ({len(data) - keep} bytes of a record a stopped run left)"
 
-    def append(self, record: dict) -> None:
-        line = json.dumps(record, separators=(",", ":"), allow_nan=False) + "\n"
-        with open(self.path / RECORDS, "a", encoding="utf-8") as handle:
-            handle.write(line)
-            handle.flush()
-            os.fsync(handle.fileno())
+    def append(self, record: Record) -> None:
+        """Append one record as one line, fsynced. On failure (a full disk) the partial line is cut off again,
+        so the file stays readable, and the error goes to the caller."""
+        line = json.dumps(record.to_json(), separators=(",", ":"), allow_nan=False) + "\n"
+        path = self.path / RECORDS
+        size = path.stat().st_size if path.exists() else 0
+        try:
+            with open(path, "a", encoding="utf-8") as handle:
+                handle.write(line)
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError:
+            with open(path, "rb+") as handle:
+                handle.truncate(size)
+            raise
 
     def log_error(self, header: str, traceback_text: str) -> None:
         with open(self.path / ERROR_LOG, "a", encoding="utf-8") as handle:
@@ -133,11 +151,24 @@ class RunFolder:
             try:
                 previous = json.loads(path.read_text())
                 history = previous.get("invocations", [previous]) if isinstance(previous, dict) else []
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, UnicodeDecodeError):
                 history = []
         if amend:
             history = history[:-1]
         payload = dict(info) | {"invocations": history + [info]}
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(payload, indent=2, default=str))
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps(payload, indent=2, default=str))
+
+
+def _claim(fd: int) -> str:
+    """Write who holds the lock into it; return who held it last if that holder never released it."""
+    previous = os.pread(fd, 200, 0).decode(errors="replace").strip()
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
+    return previous
+
+
+def _read_holder(path: Path) -> str:
+    try:
+        return path.read_text().strip() or "another process"
+    except OSError:
+        return "another process"

@@ -26,12 +26,14 @@ the same features 0.59 / 0.67.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
+from annotated_types import Ge, Gt
 
 from benchmark import modeling
 from benchmark.finetune import FineTune
+from benchmark.record import FitResult
 from benchmark.registry import register
 
 
@@ -42,37 +44,33 @@ from benchmark.registry import register
 class Freeze(FineTune):
     """Fine-tuning with the embeddings and the lowest k encoder blocks frozen."""
 
-    frozen_blocks: int | Literal["all", "half"] = "half"  # "half": num_hidden_layers // 2; "all": head only
-    head_only_lr: float = 1e-2  # replaces `lr` when every block is frozen: SetFit's head_learning_rate
+    frozen_blocks: Annotated[int, Ge(0)] | Literal["all", "half"] = "half"  # half: num_hidden_layers // 2; all: head
+    head_only_lr: Annotated[float, Gt(0)] = 1e-2  # replaces `lr` when every block is frozen: SetFit's head rate
+
+    def check(self, model: modeling.ModelSpec) -> None:
+        super().check(model)
+        self.frozen_count(model.num_blocks)
 
     def frozen_count(self, num_blocks: int) -> int:
         """`frozen_blocks` as a number of blocks of a body with `num_blocks`."""
         k = {"all": num_blocks, "half": num_blocks // 2}.get(self.frozen_blocks, self.frozen_blocks)
-        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= num_blocks:
+        if not 0 <= k <= num_blocks:
             raise ValueError(
                 f"frozen_blocks={self.frozen_blocks!r}, but the model has {num_blocks} encoder blocks: "
                 f"use 0..{num_blocks}, 'half' or 'all'"
             )
         return k
 
-    def blocks(self, ctx) -> tuple[int, int]:
-        """(frozen, total) encoder blocks of the context's model, read from its config."""
-        from transformers import AutoConfig
-
-        config = AutoConfig.from_pretrained(ctx.model.path, trust_remote_code=ctx.model.trust_remote_code)
-        return self.frozen_count(config.num_hidden_layers), config.num_hidden_layers
-
-    def fit(self, train, ctx) -> dict:
-        k, total = self.blocks(ctx)
+    def fit(self, train, ctx) -> FitResult:
+        k, total = self.frozen_count(ctx.model.num_blocks), ctx.model.num_blocks
         self._head = None
-        info = self._fit_head(train, ctx) if k == total else super().fit(train, ctx)
-        info["resolved"] = {"frozen_blocks": k, **info["resolved"]}
-        return info
+        result = self._fit_head(train, ctx) if k == total else super().fit(train, ctx)
+        result.resolved = {"frozen_blocks": k, **result.resolved}
+        return result
 
     def precompute(self, ctx) -> None:
         """Head only: the pooled vectors of the train pool and test split, which every cell reads."""
-        k, total = self.blocks(ctx)
-        if k == total:
+        if self.frozen_count(ctx.model.num_blocks) == ctx.model.num_blocks:
             ctx.frozen_features([])
 
     def prepare(self, model, ctx) -> None:
@@ -81,77 +79,40 @@ class Freeze(FineTune):
         frozen = [model.body] if k == len(blocks) else [_embeddings(model.body), *blocks[:k]]
         for module in frozen:
             module.requires_grad_(False)
-            # fine_tune puts the whole model in train mode; a frozen module switches itself back on every call
+            # training puts the whole model in train mode; a frozen module switches itself back on every call
             module.register_forward_pre_hook(_run_in_eval_mode)
 
-    def _fit_head(self, train, ctx) -> dict:
+    def _fit_head(self, train, ctx) -> FitResult:
         """Every block frozen: the head trains on the cached pooled vectors, in the shared loop."""
         self._ctx = ctx
         self._tokenizer = modeling.load_tokenizer(ctx.model)
-        inputs = PooledInputs.of(ctx, self._tokenizer, train.texts)
-        self._head = _pooled_head(inputs.vectors.shape[1], ctx.num_labels, self.dropout)
+        inputs = self._pooled(train.texts)
+        self._head = modeling.build_head(inputs.vectors.shape[1], ctx.num_labels, self.dropout)
         resolved = modeling.fine_tune(
             self._head,
             inputs,
             train.labels,
-            ctx,
             self.schedule(),
-            self.head_only_lr,
-            self.weight_decay,
-            self.warmup_ratio,
+            self.optimization(self.head_only_lr),
+            ctx.placement,
+            ctx.seed,
         )
         trainable, _ = modeling.count_params(self._head)
-        return {"trainable_params": trainable, "total_params": ctx.model.num_params + trainable, "resolved": resolved}
+        return FitResult(trainable, ctx.model.num_params + trainable, resolved)
 
-    def predict(self, texts: list[str]) -> np.ndarray:
-        if self._head is None:
-            return super().predict(texts)
-        inputs = PooledInputs.of(self._ctx, self._tokenizer, texts)
-        return modeling.predict_logits(self._head, inputs, self._ctx).argmax(-1)
-
-
-@dataclass
-class PooledInputs:
-    """Pooled vectors of the frozen body in the shape of `modeling.Tokens`, so that `modeling.fine_tune` and
-    `modeling.predict_logits` run the head unchanged. `lengths` are the texts' token counts: the loop's
-    length-bucketed batches are then the very batches the token path draws."""
-
-    vectors: np.ndarray
-    lengths: np.ndarray
-
-    @classmethod
-    def of(cls, ctx, tokenizer, texts: list[str]) -> PooledInputs:
+    def _pooled(self, texts: list[str]) -> modeling.Vectors:
         import torch
 
         # the first lookup may build the encoder; that must not move the cell's random state
         with torch.random.fork_rng(devices=[]):
-            vectors = ctx.frozen_features(texts, normalize=False)
-        return cls(vectors, modeling.Tokens.of(tokenizer, texts, ctx.model.max_length).lengths)
+            vectors = self._ctx.frozen_features(texts, normalize=False)
+        lengths = modeling.Tokens.of(self._tokenizer, texts, self._ctx.model.max_length).lengths
+        return modeling.Vectors(vectors, lengths)
 
-    def __len__(self) -> int:
-        return len(self.vectors)
-
-    def batch(self, index: np.ndarray, device):
-        import torch
-
-        return torch.from_numpy(self.vectors[index]).to(device), None
-
-
-def _pooled_head(width: int, num_labels: int, dropout: float):
-    from torch import nn
-
-    class PooledHead(nn.Module):
-        """`modeling.build_classifier`'s dropout and linear head, created in the same order (same init)."""
-
-        def __init__(self) -> None:
-            super().__init__()
-            self.dropout = nn.Dropout(dropout)
-            self.head = nn.Linear(width, num_labels)
-
-        def forward(self, pooled, mask=None):
-            return self.head(self.dropout(pooled))
-
-    return PooledHead()
+    def predict(self, texts: list[str]) -> np.ndarray:
+        if self._head is None:
+            return super().predict(texts)
+        return modeling.predict_logits(self._head, self._pooled(texts), self._ctx.placement).argmax(-1)
 
 
 def _embeddings(body):

@@ -9,9 +9,12 @@ the solver converges on the whole pool. The embeddings of the train pool and tes
 """
 
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from annotated_types import Ge, Gt
 
+from benchmark.record import FitResult
 from benchmark.registry import register
 
 
@@ -20,17 +23,17 @@ from benchmark.registry import register
 class LogReg:
     """Frozen encoder embeddings + scikit-learn logistic regression."""
 
-    C: float = 1.0  # inverse L2 strength; scikit-learn's and SetFit's default
-    max_iter: int = 1000  # scikit-learn's 100 stops short on thousands of examples
+    C: Annotated[float, Gt(0)] = 1.0  # inverse L2 strength; scikit-learn's and SetFit's default
+    max_iter: Annotated[int, Ge(1)] = 1000  # scikit-learn's 100 stops short on thousands of examples
 
-    def fit(self, train, ctx) -> dict:
+    def fit(self, train, ctx) -> FitResult:
         from sklearn.linear_model import LogisticRegression
 
         self._ctx = ctx
         self._classifier = LogisticRegression(C=self.C, max_iter=self.max_iter, random_state=ctx.seed)
         self._classifier.fit(ctx.frozen_features(train.texts), train.labels)
         head = self._classifier.coef_.size + self._classifier.intercept_.size
-        return {"trainable_params": head, "total_params": ctx.model.num_params + head}
+        return FitResult(trainable_params=head, total_params=ctx.model.num_params + head)
 
     def precompute(self, ctx) -> None:
         """The embeddings of the train pool and test split, which every cell reads."""

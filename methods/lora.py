@@ -23,6 +23,9 @@ pools: at 8 and 64 per class the step minimum already gives 50 and 13 epochs, as
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Ge, Gt, Lt
 
 from benchmark import modeling
 from benchmark.finetune import FineTune
@@ -34,11 +37,11 @@ from benchmark.registry import register
 class LoRA(FineTune):
     """LoRA adapters on the frozen encoder's attention projections + a new linear head."""
 
-    lr: float = 5e-4  # the LoRA paper's RoBERTa-base rate; 10x full fine-tuning
-    min_epochs: int = 3  # LoRA recipes train many epochs; one pass over a large pool under-trains (docstring)
-    r: int = 8  # adapter rank (LoRA paper, RoBERTa-base)
-    lora_alpha: int = 16  # the update is scaled by lora_alpha / r
-    lora_dropout: float = 0.1  # on the adapter's input (peft's sequence-classification example)
+    lr: Annotated[float, Gt(0)] = 5e-4  # the LoRA paper's RoBERTa-base rate; 10x full fine-tuning
+    min_epochs: Annotated[int, Ge(1)] = 3  # LoRA recipes train many epochs; one pass over a large pool under-trains
+    r: Annotated[int, Ge(1)] = 8  # adapter rank (LoRA paper, RoBERTa-base)
+    lora_alpha: Annotated[int, Gt(0)] = 16  # the update is scaled by lora_alpha / r
+    lora_dropout: Annotated[float, Ge(0), Lt(1)] = 0.1  # on the adapter's input (peft's classification example)
 
     def prepare(self, model, ctx) -> None:
         from peft import LoraConfig, inject_adapter_in_model

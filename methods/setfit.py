@@ -6,43 +6,27 @@ embeddings.
 Defaults and their sources:
 - the paper's protocol: ``num_iterations=20`` (2 x 20 x n pairs: every example gets 20 positive and 20
   negative partners), 1 epoch, batch 16, body learning rate 2e-5, CosineSimilarityLoss, the model's own max
-  length (256 for all-MiniLM-L6-v2, as in the paper);
+  length (256 for all-MiniLM-L6-v2, as in the paper); not setfit 1.x's own default sampling
+  (``--set setfit.num_iterations=none``: "oversampling", every unique pair once, quadratic in the budget);
 - warm-up 10% (setfit's ``warmup_proportion``), weight decay 0.01 (setfit's ``l2_weight``), linear decay;
 - head: LogisticRegression with scikit-learn's C=1.0 (setfit's head), ``max_iter=1000`` and the cell's seed,
   as the `logreg` method, so the gap between the two rows is what the contrastive stage buys.
 
-The paper's protocol is the default, not setfit 1.x's own default sampling
-(``--set setfit.num_iterations=none``: "oversampling", every unique pair drawn once, so the pair count grows
-quadratically with the budget). Measured by our team with all-MiniLM-L6-v2 on sentiment at 8 per class, the
-paper's protocol beat full fine-tuning by 4-7 points, while the library's sampling (1 epoch: 144 pairs, 9
-steps) landed ~5 points below the paper's protocol; at 64 per class the paper's protocol still led full
-fine-tuning by ~2 points.
+Step cap: ``max_steps_per_class`` (default 250) bounds the contrastive steps at 250 per class. The paper's
+protocol takes 2 x 20 x N / 16 = 2.5 N steps per class, so it never binds at 8 or 64 per class (20 and 160 per
+class) on any number of classes, while on a whole pool it always does (rt-critics: 500 of 28.7k steps, 8,000
+pairs, about 1.4 passes of full fine-tuning's work). The cap is passed to setfit only when it binds:
+setfit's ``max_steps`` is the Transformers Trainer's, which repeats epochs until it reaches the count.
+setfit materialises every pair up front and indexes all n(n+1)/2 combinations: ~2.5 GB of transient memory
+on a pool of 11.5k texts, capped or not.
 
-Step cap: ``max_steps`` (default 500) bounds the contrastive optimizer steps. 8 and 64 per class run the
-paper's protocol uncapped (64 per class needs 40 steps per class: 320 for 2 classes, 480 for 3), while
-``--shots all`` on the 11.5k pool (28.7k steps uncapped) stops at 500: 8,000 pairs, 16,000 sentence passes,
-~1.4x full fine-tuning's one epoch over the pool. Measured on the shared 2-core machine with all-MiniLM-L6-v2
-on 2 threads, the whole pool's cell trains in 504-538 s (3 seeds; 525-578 s when pairs were grouped by the
-longer text alone, ~12 min shuffled), including ~10 s of pair generation and ~1-2 min encoding the pool for
-the head. The cap is passed to setfit only when it binds: setfit's ``max_steps`` is the Transformers
-Trainer's, which *repeats* epochs until it reaches the count, so an always-on cap would train small budgets
-for 500 steps instead of 40. setfit materialises every pair up front (2 x 20 x 11.5k on the whole pool, of
-which 500 batches are drawn), and its pair generation indexes all n(n+1)/2 combinations: ~2.5 GB of transient
-memory on the whole pool, capped or not.
-
-Batches (``group_by_length``, default on): the library shuffles pairs freely and embeds each column of a batch
-in its own forward, padded to its longest text; on the Rotten Tomatoes pairs at 8 and 64 per class (3 seeds
-each) that computes 1.58-2.02x the real tokens. Here the longer text of every pair goes in one forward and the
-shorter in the other (`pairs_by_length_loss`: the cosine is symmetric, so the loss and gradients are the
-library's up to dropout sampling), and pairs are grouped by the longer length, then the shorter
-(`length_grouped_batches`): 1.08-1.11x. A 64-per-class step on one thread took 1.04 s against 1.17 s (1.13x
-faster) when pairs were grouped by the longer text alone (1.19-1.32x), in 100 steps each, interleaved in one
-process (``python scripts/setfit_pair_padding.py --shots 64 --seeds 1 --steps 100``; without ``--steps`` it
-prints the padding figures). Each pair is still used once per epoch in a random batch, as the harness's own
-loops bucket (`modeling.train_batches`); ``--set setfit.group_by_length=false`` restores the library's order
-and loss. Against the library's order on the same samples and seeds (the 8/64 grid, 3 seeds, with the earlier
-grouping by the longer text): macro-F1 -0.7 points at 8 per class and +0.5 at 64, both well inside the seed
-spread.
+Batches (``group_by_length``, default on): the library shuffles pairs and embeds each column of a batch in its
+own forward, padded to its longest text (1.6-2.0x the real tokens on short texts). Here the longer text of
+every pair goes in one forward and the shorter in the other (`pairs_by_length_loss`: the cosine is symmetric,
+so the loss and gradients are the library's up to dropout sampling), and pairs are grouped by the longer
+length, then the shorter (`length_grouped_batches`): 1.1x the real tokens, each pair still used once per epoch
+in a random batch. ``--set setfit.group_by_length=false`` restores the library's order and loss (docs/methods.md
+has the measurements).
 
 Device: under ``--device cpu`` the library's Trainer is kept on the CPU even where a GPU is visible (it takes
 one by default).
@@ -60,9 +44,12 @@ import os
 import tempfile
 from collections import Counter
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
+from annotated_types import Ge, Gt, Lt
 
+from benchmark.record import FitResult
 from benchmark.registry import register
 
 
@@ -71,30 +58,29 @@ from benchmark.registry import register
 class SetFit:
     """SetFit: contrastive fine-tuning of the sentence-transformer body, then a logistic-regression head."""
 
-    num_iterations: int | None = 20  # pairs per example and sign (paper); None: setfit's "oversampling"
-    num_epochs: int = 1  # passes over the generated pairs (paper)
-    batch_size: int = 16  # pairs per step (paper)
-    lr: float = 2e-5  # body learning rate (paper, and setfit's default)
-    warmup_ratio: float = 0.1  # setfit's warmup_proportion
-    max_steps: int | None = 500  # cap on contrastive optimizer steps, applied when it binds; None: no cap
+    num_iterations: Annotated[int, Ge(1)] | None = 20  # pairs per example and sign (paper); None: "oversampling"
+    num_epochs: Annotated[int, Ge(1)] = 1  # passes over the generated pairs (paper)
+    batch_size: Annotated[int, Ge(1)] = 16  # pairs per step (paper)
+    lr: Annotated[float, Gt(0)] = 2e-5  # body learning rate (paper, and setfit's default)
+    warmup_ratio: Annotated[float, Ge(0), Lt(1)] = 0.1  # setfit's warmup_proportion
+    max_steps_per_class: Annotated[int, Ge(1)] | None = 250  # contrastive steps cap, per class; None: no cap
     group_by_length: bool = True  # batches of pairs of similar length (less padding); False: setfit's shuffle
-    C: float = 1.0  # head's inverse L2 strength; scikit-learn's and SetFit's default
-    max_iter: int = 1000  # head's solver iterations; scikit-learn's 100 stops short on thousands of examples
+    C: Annotated[float, Gt(0)] = 1.0  # head's inverse L2 strength; scikit-learn's and SetFit's default
+    max_iter: Annotated[int, Ge(1)] = 1000  # head's solver iterations; scikit-learn's 100 stops short on many examples
 
-    def fit(self, train, ctx) -> dict:
+    def fit(self, train, ctx) -> FitResult:
         from datasets import Dataset
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.sentence_transformer.losses import CosineSimilarityLoss
         from setfit import SetFitModel, Trainer, TrainingArguments
         from sklearn.linear_model import LogisticRegression
 
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps={self.max_steps}: expected a positive step count, or none (no cap)")
         labels = [int(label) for label in train.labels]
         pairs = pair_count(labels, self.num_iterations)
         steps_per_epoch = math.ceil(pairs / self.batch_size)
         uncapped = self.num_epochs * steps_per_epoch
-        capped = self.max_steps is not None and uncapped > self.max_steps
+        cap = None if self.max_steps_per_class is None else self.max_steps_per_class * len(set(labels))
+        capped = cap is not None and uncapped > cap
 
         with _quiet(), tempfile.TemporaryDirectory(prefix="fewshot-setfit-") as output_dir:
             # built here, not with SetFitModel.from_pretrained, which asks the Hub about the model id
@@ -109,7 +95,7 @@ class SetFit:
                 batch_size=self.batch_size,
                 body_learning_rate=self.lr,
                 warmup_proportion=self.warmup_ratio,
-                max_steps=self.max_steps if capped else -1,
+                max_steps=cap if capped else -1,
                 max_length=ctx.model.max_length,
                 seed=ctx.seed,
                 loss=pairs_by_length_loss() if self.group_by_length else CosineSimilarityLoss,
@@ -145,11 +131,7 @@ class SetFit:
             "max_length": ctx.model.max_length,
             "precision": "fp32",
         }
-        return {
-            "trainable_params": body_params + head_params,
-            "total_params": body_params + head_params,
-            "resolved": resolved,
-        }
+        return FitResult(body_params + head_params, body_params + head_params, resolved)
 
     def predict(self, texts: list[str]) -> np.ndarray:
         predictions = self._model.predict(

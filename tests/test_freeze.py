@@ -6,6 +6,7 @@ import pytest
 from conftest import tiny_classifier
 
 from benchmark import registry, sampling
+from benchmark.budget import Budget
 from benchmark.context import Context
 from benchmark.finetune import FineTune
 from benchmark.modeling import load_body, seed_everything
@@ -15,7 +16,7 @@ SHORT = {"min_steps": 3, "max_epochs": 3}
 
 
 def fit(method, task, spec, fit_function=None, shots: int = 4, seed: int = 0) -> dict:
-    train = sampling.sample(task, shots, seed)
+    train = sampling.sample(task, Budget(shots), seed)
     seed_everything(seed)
     return (fit_function or type(method).fit)(method, train, Context(spec, task.num_labels, seed))
 
@@ -28,7 +29,7 @@ def build(name: str, **overrides) -> Freeze:
 def test_freeze_k_freezes_embeddings_and_lowest_k_blocks_bit_for_bit(tiny_task, tiny_spec):
     method = build("freeze-2")
     info = fit(method, tiny_task, tiny_spec)
-    assert info["resolved"]["frozen_blocks"] == 2
+    assert info.resolved["frozen_blocks"] == 2
     frozen_prefixes = ("body.embeddings.", "body.encoder.layer.0.", "body.encoder.layer.1.")
     trained = {name for name, p in method._model.named_parameters() if p.requires_grad}
     assert trained == {name for name, _ in method._model.named_parameters() if not name.startswith(frozen_prefixes)}
@@ -40,7 +41,7 @@ def test_freeze_k_freezes_embeddings_and_lowest_k_blocks_bit_for_bit(tiny_task, 
             assert value.equal(after[name]), f"{name} changed although frozen"
         elif name.startswith(("body.encoder.layer.2.", "body.encoder.layer.3.")):
             assert not value.equal(after[name]), f"{name} did not train"
-    assert info["trainable_params"] == sum(p.numel() for n, p in method._model.named_parameters() if n in trained)
+    assert info.trainable_params == sum(p.numel() for n, p in method._model.named_parameters() if n in trained)
 
 
 def test_frozen_blocks_run_in_eval_mode_while_the_rest_trains(tiny_task, tiny_spec):
@@ -59,9 +60,9 @@ def test_frozen_blocks_run_in_eval_mode_while_the_rest_trains(tiny_task, tiny_sp
 @pytest.mark.parametrize(("name", "expected"), [("freeze-half", 2), ("freeze", 2), ("freeze-head", 4), ("freeze-0", 0)])
 def test_named_presets_resolve_to_a_number_of_blocks(name, expected, tiny_task, tiny_spec):
     info = fit(build(name), tiny_task, tiny_spec)
-    assert info["resolved"]["frozen_blocks"] == expected
+    assert info.resolved["frozen_blocks"] == expected
     if expected == 4:  # head only: the hidden_size x labels weights and the biases
-        assert info["trainable_params"] == 32 * tiny_task.num_labels + tiny_task.num_labels
+        assert info.trainable_params == 32 * tiny_task.num_labels + tiny_task.num_labels
 
 
 def test_more_blocks_than_the_model_has_is_a_clear_error(tiny_task, tiny_spec):
@@ -78,10 +79,12 @@ def test_head_only_fast_path_matches_the_token_path(tiny_task, tiny_spec):
     fast_info = fit(fast, tiny_task, tiny_spec, shots=8)
     slow_info = fit(slow, tiny_task, tiny_spec, FineTune.fit, shots=8)
 
-    assert fast._head is not None and fast_info["trainable_params"] == slow_info["trainable_params"]
-    assert fast_info["resolved"]["steps"] == slow_info["resolved"]["steps"] == 20
-    weights = fast._head.head.weight.detach().numpy()
-    assert not np.allclose(weights, 0) and np.allclose(weights, slow._model.head.weight.detach().numpy(), atol=1e-5)
+    assert fast._head is not None and fast_info.trainable_params == slow_info.trainable_params
+    assert fast_info.resolved["steps"] == slow_info.resolved["steps"] == 20
+    weights = fast._head.linear.weight.detach().numpy()
+    assert not np.allclose(weights, 0) and np.allclose(
+        weights, slow._model.head.linear.weight.detach().numpy(), atol=1e-5
+    )
     assert np.array_equal(fast.predict(texts), FineTune.predict(slow, texts))
 
 

@@ -5,7 +5,8 @@ import json
 import pytest
 import torch
 
-from benchmark.cli import main, resolve_device, resolve_precision
+from benchmark.cli import main
+from benchmark.runtime import resolve_device, resolve_precision
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this machine")
 

@@ -7,6 +7,7 @@ import pytest
 from conftest import ROOT, tiny_classifier
 
 from benchmark import sampling
+from benchmark.budget import Budget
 from benchmark.context import Context
 from benchmark.modeling import load_body, seed_everything
 from methods.lora import LoRA
@@ -15,7 +16,7 @@ LAYERS, HIDDEN, INTERMEDIATE = 4, 32, 64
 
 
 def fit(method, task, spec, seed: int = 0) -> dict:
-    train = sampling.sample(task, 4, seed)
+    train = sampling.sample(task, Budget(4), seed)
     seed_everything(seed)
     return method.fit(train, Context(spec, task.num_labels, seed))
 
@@ -30,7 +31,7 @@ def test_trainable_params_are_adapters_on_query_value_plus_head(tiny_task, tiny_
         info = fit(method, tiny_task, tiny_spec)
         adapters = LAYERS * 2 * r * (HIDDEN + HIDDEN)  # A: r x in, B: out x r, on query and value
         head = HIDDEN * tiny_task.num_labels + tiny_task.num_labels
-        assert info["trainable_params"] == adapters + head
+        assert info.trainable_params == adapters + head
     assert {name.rsplit(".", 1)[-1] for name in adapted_modules(method._model)} == {"query", "value"}
 
 
@@ -63,7 +64,7 @@ def test_architecture_without_a_peft_entry_gets_every_linear_layer_of_the_blocks
     expected = {f"body.encoder.layer.{i}.{name}" for i in range(LAYERS) for name in per_block}
     assert adapted_modules(method._model) == expected  # not the pooler, not the head
     adapters = LAYERS * sum(method.r * (n_in + n_out) for n_in, n_out in per_block.values())
-    assert info["trainable_params"] == adapters + HIDDEN * tiny_task.num_labels + tiny_task.num_labels
+    assert info.trainable_params == adapters + HIDDEN * tiny_task.num_labels + tiny_task.num_labels
 
 
 def test_method_modules_import_neither_torch_nor_peft():

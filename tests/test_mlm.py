@@ -10,20 +10,15 @@ import pytest
 import torch
 from conftest import synthetic_rows
 
-from benchmark import mlm
+from benchmark import cache
+from benchmark.cache import OneOffCache
 from benchmark.context import Context
 from benchmark.data import Split
 from benchmark.modeling import Tokens, load_body, load_tokenizer
+from methods import mlm
 
 CONFIG = mlm.MLMConfig(epochs=1, lr=1e-3, batch_size=8, mask_rate=0.15, warmup_ratio=0.0, weight_decay=0.01, seed=0)
 TEXTS = [text for text, _ in synthetic_rows(20, seed=3)]
-
-
-@pytest.fixture(autouse=True)
-def _fresh_memory_cache():
-    mlm.clear_memory_cache()
-    yield
-    mlm.clear_memory_cache()
 
 
 @pytest.fixture()
@@ -44,7 +39,7 @@ def trainings(monkeypatch):
 
 
 def context(spec, cache_dir, texts=TEXTS) -> Context:
-    return Context(spec, num_labels=2, seed=7, unlabelled=list(texts), cache_dir=cache_dir)
+    return Context(spec, num_labels=2, seed=7, unlabelled=list(texts), cache=OneOffCache(cache_dir))
 
 
 def batch(spec, texts=TEXTS[:16]):
@@ -112,7 +107,7 @@ def test_masked_lm_decoder_is_tied_to_the_word_embeddings(tiny_spec):
 
 def test_adapted_body_is_the_bare_model_with_changed_weights(tiny_spec):
     original = state(load_body(tiny_spec))
-    body, adapted = mlm.adapted_body(context(tiny_spec, None), CONFIG)
+    body, facts = mlm.adapted_body(context(tiny_spec, None), CONFIG)
     weights = state(body)
 
     assert type(body) is type(load_body(tiny_spec)) and weights.keys() == original.keys()
@@ -120,20 +115,21 @@ def test_adapted_body_is_the_bare_model_with_changed_weights(tiny_spec):
     assert not torch.equal(
         weights["encoder.layer.3.output.dense.weight"], original["encoder.layer.3.output.dense.weight"]
     )
-    assert adapted.cache == "miss" and adapted.facts["steps"] == len(TEXTS) // CONFIG.batch_size
-    assert np.isfinite(adapted.facts["final_loss"])
+    assert facts["steps"] == len(TEXTS) // CONFIG.batch_size
+    assert np.isfinite(facts["final_loss"])
 
 
 def test_second_request_reuses_the_encoder_from_memory_then_from_disk(tiny_spec, tmp_path, trainings):
     ctx = context(tiny_spec, tmp_path)
-    trained, first = mlm.adapted_body(ctx, CONFIG)
-    again, second = mlm.adapted_body(ctx, CONFIG)
-    mlm.clear_memory_cache()
-    loaded, third = mlm.adapted_body(ctx, CONFIG)
+    trained, _ = mlm.adapted_body(ctx, CONFIG)
+    again, _ = mlm.adapted_body(ctx, CONFIG)
+    cache.clear_memory()
+    loaded, _ = mlm.adapted_body(ctx, CONFIG)
 
     assert len(trainings.calls) == 1
-    assert [first.cache, second.cache, third.cache] == ["miss", "hit", "hit"]
-    assert third.facts["train_seconds"] == first.facts["train_seconds"]  # the original cost, kept on disk
+    built, from_memory, from_disk = ctx.uses
+    assert built.seconds_here >= built.cost.seconds > 0 and from_memory.seconds_here == 0
+    assert from_disk.cost.seconds == built.cost.seconds  # the original cost, kept on disk
     expected = state(trained)
     for body in (again, loaded):
         assert body is not trained
@@ -158,17 +154,17 @@ def test_other_mlm_hyperparameters_or_other_texts_train_again(tiny_spec, tmp_pat
 def test_without_a_cache_dir_each_configuration_is_trained_once_per_process(tiny_spec, trainings):
     """Cells of two MLM configurations interleave in a grid (budget, then seed, then method)."""
     other = mlm.MLMConfig(**{**CONFIG.__dict__, "epochs": 2})
-    caches = [mlm.adapted_body(context(tiny_spec, None), config)[1].cache for config in [CONFIG, other] * 2]
-    assert caches == ["miss", "miss", "hit", "hit"] and trainings.calls == [CONFIG, other]
+    for config in [CONFIG, other] * 2:
+        mlm.adapted_body(context(tiny_spec, None), config)
+    assert trainings.calls == [CONFIG, other]
 
 
 def test_concurrent_requests_for_one_key_train_once(tiny_spec, tmp_path, trainings):
     """The second caller waits on the file lock while the first trains, then loads from disk."""
     trainings.delay = 1.0
-    caches = []
 
     def request():
-        caches.append(mlm.adapted_body(context(tiny_spec, tmp_path), CONFIG)[1].cache)
+        mlm.adapted_body(context(tiny_spec, tmp_path), CONFIG)
 
     threads = [threading.Thread(target=request) for _ in range(2)]
     for thread in threads:
@@ -177,13 +173,13 @@ def test_concurrent_requests_for_one_key_train_once(tiny_spec, tmp_path, trainin
     for thread in threads:
         thread.join()
 
-    assert len(trainings.calls) == 1 and sorted(caches) == ["hit", "miss"]
+    assert len(trainings.calls) == 1
     assert [p.name for p in (tmp_path / "mlm").iterdir() if p.is_dir()] == [
         mlm.cache_key(tiny_spec, TEXTS, CONFIG, "fp32")
     ]  # no scratch folder left behind
 
 
-def test_fit_reports_the_one_off_cost_apart_and_merges_mlm_facts_into_resolved(tiny_spec, tmp_path):
+def test_fit_merges_the_mlm_facts_into_resolved_and_the_cost_is_the_harnesss(tiny_spec, tmp_path):
     from methods.mlm import Mlm
 
     rows = synthetic_rows(4, seed=5)
@@ -192,12 +188,12 @@ def test_fit_reports_the_one_off_cost_apart_and_merges_mlm_facts_into_resolved(t
     ctx = context(tiny_spec, tmp_path)
 
     first = method.fit(train, ctx)
-    second = Mlm(mlm_epochs=1, max_epochs=2, min_steps=2).fit(train, ctx)
+    Mlm(mlm_epochs=1, max_epochs=2, min_steps=2).fit(train, ctx)
 
-    assert first["shared_seconds"] > 0 and {"epochs", "steps", "batch_size"} <= first["resolved"].keys()
-    assert first["resolved"]["mlm_cache"] == "miss" and second["resolved"]["mlm_cache"] == "hit"
-    assert second["resolved"]["mlm_train_seconds"] == first["resolved"]["mlm_train_seconds"]
-    assert first["resolved"]["mlm_steps"] == math.ceil(len(TEXTS) / method.mlm_batch_size)
+    assert {"epochs", "steps", "batch_size"} <= first.resolved.keys()
+    assert first.resolved["mlm_steps"] == math.ceil(len(TEXTS) / method.mlm_batch_size)
+    built, reused = ctx.uses
+    assert (built.kind, reused.kind) == ("mlm", "mlm") and reused.cost.seconds == built.cost.seconds > 0
 
 
 def test_training_or_loading_the_encoder_leaves_the_cells_random_state_alone(tiny_spec, tmp_path):
@@ -215,9 +211,7 @@ def test_with_an_unchanged_encoder_mlm_fine_tunes_exactly_as_full(tiny_spec, tmp
     from methods.full import Full
     from methods.mlm import Mlm
 
-    unchanged = mlm.Adapted(
-        "hit", 0.0, {"train_seconds": 0.0, "final_loss": 0.0, "epoch_losses": [], "texts": 0, "epochs": 0, "steps": 0}
-    )
+    unchanged = {"final_loss": 0.0, "epoch_losses": [], "texts": 0, "epochs": 0, "steps": 0}
     monkeypatch.setattr(mlm, "adapted_body", lambda ctx, config: (load_body(ctx.model), unchanged))
     rows = synthetic_rows(6, seed=5)
     train = Split([t for t, _ in rows], np.array([int(label == "pos") for _, label in rows]))

@@ -3,13 +3,12 @@
 import importlib.util
 import re
 
-from conftest import ROOT
+from conftest import ROOT, plan_of
 
-from benchmark import registry
-from benchmark.runner import Plan, run_cell
+from benchmark import execute, registry
 
 
-def test_readme_method_example_registers_and_runs(tmp_path, tiny_task, tiny_spec):
+def test_readme_method_example_registers_and_runs(tmp_path, tiny_csv, tiny_spec):
     readme = (ROOT / "README.md").read_text()
     section = readme.split("### Adding a method", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
@@ -20,9 +19,9 @@ def test_readme_method_example_registers_and_runs(tmp_path, tiny_task, tiny_spec
     try:
         spec.loader.exec_module(importlib.util.module_from_spec(spec))
         method = registry.resolve(["centroid"])[0]
-        plan = Plan(tiny_task, tiny_spec, {"centroid": method}, {"centroid": {"shrink": 0.1}}, [4], [0])
-        record, trace = run_cell(plan, plan.cells[0], plan.feature_store())
+        plan = plan_of(tiny_csv, tiny_spec, {"centroid": method}, {"centroid": {"shrink": 0.1}})
+        record, trace = execute.run_cell(plan.cells[0])
     finally:
         registry.unregister("centroid")
-    assert record["status"] == "ok", trace
-    assert record["params"]["shrink"] == 0.1 and len(record["predictions"]) == len(tiny_task.test)
+    assert record.ok, trace
+    assert record.params["shrink"] == 0.1 and len(record.predictions) == record.n_test

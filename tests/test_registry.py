@@ -1,7 +1,8 @@
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
 
 import pytest
+from annotated_types import Ge, Gt, Lt
 
 from benchmark import registry
 from benchmark.errors import UsageError
@@ -153,3 +154,67 @@ def test_bad_overrides_are_usage_errors(typed, assignment, message):
 def test_presets_must_name_real_fields():
     with pytest.raises(TypeError, match="not fields"):
         registry.register("nope", colour="red")(Typed)
+
+
+@dataclass
+class Bounded:
+    """A method whose fields state the values they accept."""
+
+    lr: Annotated[float, Gt(0)] = 1e-3
+    epochs: Annotated[int, Ge(1)] = 3
+    dropout: Annotated[float, Ge(0), Lt(1)] = 0.1
+    cap: Annotated[int, Ge(1)] | None = None
+    blocks: Annotated[int, Ge(0)] | Literal["all"] = "all"
+    scale: float = 1.0  # no bounds: finite all the same
+
+    def check(self, model) -> None:
+        if self.blocks != "all" and self.blocks > model.num_blocks:
+            raise ValueError(f"blocks={self.blocks}, but the model has {model.num_blocks}")
+
+
+@pytest.fixture()
+def bounded(scratch):
+    scratch("bounded")(Bounded)
+    (spec,) = registry.resolve(["bounded"])
+    return spec
+
+
+class SixBlocks:
+    num_blocks = 6
+
+
+@pytest.mark.parametrize(
+    "assignment, message",
+    [
+        ("lr=0", r"--set bounded.lr=0.0: must be > 0"),
+        ("lr=-1e-3", "must be > 0"),
+        ("lr=inf", "must be a finite number"),
+        ("scale=nan", "must be a finite number"),
+        ("epochs=0", r"bounded.epochs=0: must be >= 1"),
+        ("dropout=1", "must be < 1"),
+        ("cap=0", "must be >= 1"),
+        ("blocks=-1", "must be >= 0"),
+        ("blocks=7", "bounded: blocks=7, but the model has 6"),
+    ],
+)
+def test_values_a_method_cannot_use_are_refused_when_the_plan_is_built(bounded, assignment, message):
+    overrides = registry.parse_overrides([f"bounded.{assignment}"], [bounded])["bounded"]
+    with pytest.raises(UsageError, match=message):
+        registry.check_params(bounded, bounded.defaults() | overrides, SixBlocks(), overrides)
+
+
+def test_values_within_bounds_pass_and_list_shows_the_bounds(bounded):
+    overrides = registry.parse_overrides(["bounded.cap=none", "bounded.blocks=6", "bounded.lr=1"], [bounded])
+    registry.check_params(bounded, bounded.defaults() | overrides["bounded"], SixBlocks())
+    hints = __import__("typing").get_type_hints(Bounded, include_extras=True)
+    assert registry.describe(hints["dropout"]) == ">=0,<1" and registry.describe(hints["cap"]) == ">=1"
+
+
+def test_every_registered_methods_defaults_pass_their_own_checks(tiny_spec):
+    for spec in registry.available().values():
+        registry.check_params(spec, spec.defaults(), tiny_spec)
+
+
+def test_numbers_must_be_written_in_ascii_digits(bounded):
+    with pytest.raises(UsageError, match="ASCII digits"):
+        registry.parse_overrides(["bounded.epochs=٣"], [bounded])

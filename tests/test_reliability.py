@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from benchmark import mlm, registry
+from benchmark import execute, registry
 from benchmark.cli import main
 from benchmark.finetune import FineTune
+from benchmark.record import FitResult
 from benchmark.store import RunFolder
 
 
@@ -65,7 +66,7 @@ class FailsOnSeedOne:
         if ctx.seed == 1:
             raise RuntimeError("deliberate failure on seed 1")
         self.label = int(np.bincount(train.labels).argmax())
-        return {"trainable_params": 1, "total_params": 1}
+        return FitResult(1, 1)
 
     def predict(self, texts):
         return np.full(len(texts), self.label)
@@ -77,7 +78,7 @@ class Majority:
 
     def fit(self, train, ctx):
         self.label = int(np.bincount(train.labels).argmax())
-        return {"trainable_params": 1, "total_params": 1}
+        return FitResult(1, 1)
 
     def predict(self, texts):
         return np.full(len(texts), self.label)
@@ -90,6 +91,23 @@ class KillsItsWorkerOnSeedOne(Majority):
     def fit(self, train, ctx):
         if ctx.seed == 1:
             os._exit(1)
+        return super().fit(train, ctx)
+
+
+@dataclass
+class KillsItsWorkerAfterSeedZero(Majority):
+    """The worker that ran seed 0 dies a moment after it sent the record back: idle, or under its next cell."""
+
+    def predict(self, texts):
+        import multiprocessing
+        import threading
+
+        if self.seed == 0 and multiprocessing.parent_process() is not None:
+            threading.Timer(0.3, os._exit, args=(1,)).start()
+        return super().predict(texts)
+
+    def fit(self, train, ctx):
+        self.seed = ctx.seed
         return super().fit(train, ctx)
 
 
@@ -112,7 +130,7 @@ class NanLoss(FineTune):
         import torch
 
         with torch.no_grad():
-            model.head.weight.fill_(float("nan"))
+            model.head.linear.weight.fill_(float("nan"))
 
 
 @dataclass
@@ -198,15 +216,18 @@ def test_a_new_revision_of_a_methods_code_is_a_new_cell_and_its_own_row(args, tm
 
 
 def test_revision_1_keeps_the_keys_written_before_revisions_were_counted():
-    """Results folders from before still resume: this key is the first record of
-    results/rt-critics-8-64-paired (full, 8 per class, seed 0 on the embedded default)."""
-    from benchmark import data, modeling
-    from benchmark.runner import Plan
+    """Results folders from before still resume: this key is the first record of the default main job's
+    folders from before schema 2 (full, 8 per class, seed 0 on the embedded default)."""
+    from benchmark import modeling
+    from benchmark.budget import Budget
+    from benchmark.data import DatasetSource, load_source
+    from benchmark.plan import Plan, Settings
 
-    plan = Plan(
-        data.load_rt_critics(), modeling.resolve_model(None), {"full": registry.resolve(["full"])[0]}, {}, [8], [0]
-    )
-    assert registry.resolve(["full"])[0].revision == 1
+    full = registry.resolve(["full"])[0]
+    source = DatasetSource("rt-critics")
+    settings = Settings(modeling.resolve_model(None))
+    plan = Plan({source: load_source(source)}, {"full": full}, {"full": full.defaults()}, [Budget(8)], [0], settings)
+    assert full.revision == 1
     assert plan.cells[0].key == "193884865502b783"
 
 
@@ -235,8 +256,8 @@ def test_missing_optional_dependency_fails_only_that_methods_cells(args, tmp_pat
         code = main(args + ["--methods", "needs-lib,logreg", "--seeds", "1"])
     finally:
         registry.unregister("needs-lib")
-    out = capsys.readouterr().out
-    assert code == 1 and out.count("needs no_such_library_xyz (not installed)") == 1
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("needs no_such_library_xyz (not installed)") == 1
     statuses = {(r["method"], r["status"]) for r in records_of(tmp_path / "run")}
     assert statuses == {("needs-lib", "failed"), ("logreg", "ok")}
 
@@ -287,7 +308,7 @@ def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(tiny_csv, tiny
         handle.write('{"schema_version": 1, "cell": "tor')
     resumed = run_to_end(base, tmp_path / "killed")
     assert resumed.returncode == 0, resumed.stderr
-    assert "ignored a torn last line" in resumed.stdout
+    assert "cut a torn last line" in resumed.stderr
     assert comparable(records_of(tmp_path / "killed")) == comparable(records_of(tmp_path / "ref"))
 
 
@@ -298,7 +319,7 @@ def test_first_ctrl_c_finishes_the_cell_prints_the_leaderboard_and_exits_130(tin
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=300)
     assert process.returncode == 130, err
-    assert "stopping after the current cell" in out and "Leaderboard" not in err
+    assert "stopping after the running cells" in err and "Leaderboard" not in err
     assert "interrupted" in out and "per class" in out  # the leaderboard of what finished
     records = records_of(tmp_path / "run")
     assert 1 <= len(records) < 6 and all(r["status"] == "ok" for r in records)
@@ -336,7 +357,7 @@ def test_one_off_cost_is_reported_at_every_budget_even_when_loaded_from_the_cach
     grid = ["--methods", "logreg,freeze-half,mlm", "--cache-dir", str(tmp_path / "cache")]
     grid += ["--set", "mlm.max_epochs=2", "--set", "freeze-half.max_epochs=2"]
     main(args + grid)
-    mlm.clear_memory_cache()  # as in a new process
+    execute.forget()  # as in a new process
     again = [a if a != str(tmp_path / "run") else str(tmp_path / "again") for a in args]
     main(again + grid)  # a new folder, the cache warm: nothing is computed again
     costs = {}
@@ -346,8 +367,8 @@ def test_one_off_cost_is_reported_at_every_budget_even_when_loaded_from_the_cach
     assert costs["freeze-half"] == {None}  # no one-off work
     (features,), (encoder,) = costs["logreg"], costs["mlm"]  # one cost each, in both folders, at both budgets
     assert features > 0 and encoder > 0
-    loaded = [r["params"]["resolved"]["mlm_cache"] for r in records_of(tmp_path / "again") if r["method"] == "mlm"]
-    assert set(loaded) == {"hit"}
+    built = [json.loads(p.read_text())["build_seconds"] for p in (tmp_path / "cache").glob("*/*/cost.json")]
+    assert sorted(built) == sorted([features, encoder])  # built once each, in the first run
     board = (tmp_path / "again" / "leaderboard.csv").read_text().splitlines()
     one_off = {line.split(",")[4]: line.split(",")[-1] for line in board[1:]}
     assert one_off == {"logreg": f"{features:.2f}", "mlm": f"{encoder:.2f}", "freeze-half": ""}
@@ -355,41 +376,21 @@ def test_one_off_cost_is_reported_at_every_budget_even_when_loaded_from_the_cach
 
 @pytest.mark.parametrize("methods", ["logreg,mlm", "logreg,full,mlm"])
 def test_jobs_2_does_each_one_off_work_once_and_charges_it_once(args, tmp_path, methods):
-    # logreg,mlm: every cell needs one-off work, which the main process does first with every thread;
+    # logreg,mlm: every cell needs one-off work, which runs alone with every thread;
     # logreg,full,mlm: it runs as worker tasks while the other worker runs full's cells
     grid = ["--methods", methods, "--set", "mlm.max_epochs=2", "--cache-dir", str(tmp_path / "cache")]
     assert main(args + grid + ["--jobs", "2"]) == 0
     records = records_of(tmp_path / "run")
     mlm_records = [r for r in records if r["method"] == "mlm"]
     # the adapted encoder was trained once, before any mlm cell started: every cell found it done
-    assert len(mlm_records) == 4 and {r["params"]["resolved"]["mlm_cache"] for r in mlm_records} == {"hit"}
-    assert len(list((tmp_path / "cache" / "mlm").glob("*/"))) == 1
+    assert len(mlm_records) == 4 and len(list((tmp_path / "cache" / "mlm").glob("*/"))) == 1
     # its cost is reported once, on one record, as a run in one process reports it
     charged = sorted(r["shared_seconds"] or 0.0 for r in mlm_records)
     assert charged[-1] > sum(charged[:-1])
     # and the records are those of a run in one process
     serial = [a if a != str(tmp_path / "run") else str(tmp_path / "serial") for a in args]
     assert main(serial + grid + ["--jobs", "1", "--no-cache"]) == 0
-    strip = lambda rs: [{**r, "params": {**r["params"], "resolved": {}}} for r in rs]  # noqa: E731  mlm_cache
-    assert comparable(strip(records_of(tmp_path / "serial"))) == comparable(strip(records))
-
-
-def test_one_off_work_goes_first_one_task_at_a_time_and_holds_back_its_method():
-    from benchmark.runner import Cell, next_task
-
-    cells = [Cell(m, {}, shots, 0, f"{m}{shots}") for shots in (8, 64) for m in ("logreg", "full", "mlm")]
-    logreg8, full8, mlm8, logreg64, full64, mlm64 = cells
-    waiting = {"logreg": logreg64, "mlm": mlm64}
-    assert next_task(cells, waiting, set(), {}) == ("one-off", logreg64)
-    # features in progress: the next worker does not start the MLM too, but a cell that needs neither
-    assert next_task(cells, {"mlm": mlm64}, {"logreg"}, {}) == ("cell", full8)
-    # once the features are done the MLM starts, and logreg's cells are free to run
-    assert next_task(cells, {"mlm": mlm64}, set(), {}) == ("one-off", mlm64)
-    assert next_task(cells, {}, {"mlm"}, {}) == ("cell", logreg8)
-    # a held-back method does not stop the grid moving on to the next budget
-    assert next_task([mlm8, full64, mlm64], {}, {"mlm"}, {}) == ("cell", full64)
-    assert next_task([mlm8, mlm64], {}, {"mlm"}, {}) is None  # nothing to do until the MLM is done
-    assert next_task([mlm8, full64, mlm64], {}, set(), {}) == ("cell", mlm8)
+    assert comparable(records_of(tmp_path / "serial")) == comparable(records)
 
 
 def test_a_worker_that_dies_fails_its_cell_and_the_other_cells_run_again(args, tmp_path, throwaway):
@@ -403,23 +404,11 @@ def test_a_worker_that_dies_fails_its_cell_and_the_other_cells_run_again(args, t
     assert sorted(failed) == [("killer", 4, 1, "WorkerDied"), ("killer", 8, 1, "WorkerDied")]
 
 
-def test_a_pool_found_broken_when_a_cell_is_submitted_loses_no_cell(args, tmp_path, throwaway, monkeypatch):
-    # a worker can die between the loop's last look at its futures and the next submit, which then raises
-    import concurrent.futures
-
-    class BreaksOnThirdSubmit(concurrent.futures.ProcessPoolExecutor):
-        submits = 0
-
-        def submit(self, *args, **kwargs):
-            BreaksOnThirdSubmit.submits += 1
-            if BreaksOnThirdSubmit.submits == 3:
-                raise concurrent.futures.process.BrokenProcessPool("a child process terminated abruptly")
-            return super().submit(*args, **kwargs)
-
-    monkeypatch.setattr(concurrent.futures, "ProcessPoolExecutor", BreaksOnThirdSubmit)
-    throwaway("majority", Majority)
-    assert main(args + ["--methods", "majority", "--jobs", "2"]) == 0
-    assert len(records_of(tmp_path / "run")) == 4 and BreaksOnThirdSubmit.submits == 5
+def test_a_worker_that_dies_while_idle_loses_no_cell(args, tmp_path, throwaway):
+    throwaway("dies-after", KillsItsWorkerAfterSeedZero)
+    assert main(args + ["--methods", "dies-after", "--jobs", "2"]) == 0
+    records = records_of(tmp_path / "run")
+    assert len(records) == 4 and {r["status"] for r in records} == {"ok"}
 
 
 def test_one_off_work_whose_worker_dies_is_left_to_the_cells(args, tmp_path, throwaway):
@@ -429,17 +418,3 @@ def test_one_off_work_whose_worker_dies_is_left_to_the_cells(args, tmp_path, thr
     records = records_of(tmp_path / "run")
     assert len(records) == 8 and {r["status"] for r in records} == {"ok"}
     assert not any(r["shared_seconds"] for r in records)  # the work never finished: nothing to charge
-
-
-def test_a_free_worker_takes_the_longest_cell_of_the_earliest_pending_budget():
-    from benchmark.runner import Cell, next_cell
-
-    cells = [Cell(m, {}, shots, seed, f"{m}{shots}{seed}") for shots in (8, 64) for seed in (0, 1) for m in "abc"]
-    assert next_cell(cells, {}) == cells[0]  # nothing timed yet: plan order
-    timed = {("a", 8): [1.0], ("b", 8): [30.0], ("c", 8): [5.0]}
-    assert next_cell(cells[3:], timed) == cells[4]  # b, seed 1: the slowest method at this budget
-    later = cells[6:]  # only budget 64 left: same-budget timings win over other budgets'
-    assert next_cell(later, timed) == cells[7]
-    assert next_cell(later, timed | {("c", 64): [100.0], ("b", 64): [40.0]}) == cells[8]
-    untimed = {k: v for k, v in timed.items() if k[0] != "c"}
-    assert next_cell(later, untimed) == cells[8]  # a method never timed goes first: it may be the longest

@@ -14,6 +14,7 @@ pytest.importorskip("setfit")
 from conftest import ROOT  # noqa: E402
 
 from benchmark import sampling  # noqa: E402
+from benchmark.budget import Budget  # noqa: E402
 from benchmark.context import Context  # noqa: E402
 from benchmark.registry import available  # noqa: E402
 from methods.setfit import length_grouped_batches, pair_count  # noqa: E402
@@ -32,24 +33,33 @@ def optimizer_steps():
 
 def fit(tiny_task, tiny_spec, seed=0, **overrides):
     method = available()["setfit"].build(overrides)
-    info = method.fit(sampling.sample(tiny_task, 4, seed), Context(tiny_spec, tiny_task.num_labels, seed))
+    info = method.fit(sampling.sample(tiny_task, Budget(4), seed), Context(tiny_spec, tiny_task.num_labels, seed))
     return method, info
 
 
-def test_step_cap_stops_training_at_the_cap(tiny_task, tiny_spec, optimizer_steps):
-    _, info = fit(tiny_task, tiny_spec, max_steps=3)
-    assert len(optimizer_steps) == 3
-    resolved = info["resolved"]
-    assert resolved["steps"] == 3 and resolved["step_cap_applied"]
+def test_step_cap_stops_training_at_the_cap_per_class(tiny_task, tiny_spec, optimizer_steps):
+    _, info = fit(tiny_task, tiny_spec, max_steps_per_class=3)
+    assert len(optimizer_steps) == 6  # 2 classes
+    resolved = info.resolved
+    assert resolved["steps"] == 6 and resolved["step_cap_applied"]
     assert resolved["steps_uncapped"] == 20  # 2 x 20 iterations x 8 examples = 320 pairs, batch 16
 
 
+def test_the_default_cap_never_cuts_the_papers_protocol_at_64_per_class():
+    from methods.setfit import SetFit, pair_count
+
+    for classes in (2, 3, 5, 20):
+        labels = [label for label in range(classes) for _ in range(64)]
+        steps = pair_count(labels, SetFit.num_iterations) / SetFit.batch_size
+        assert steps <= SetFit.max_steps_per_class * classes
+
+
 def test_paper_protocol_at_a_small_budget_runs_uncapped_for_one_epoch(tiny_task, tiny_spec, optimizer_steps):
-    # the default cap (500) is above the 20 steps this budget needs; it must not stretch training to the cap
+    # the default cap (250 per class) is above the 20 steps this budget needs; it must not stretch training
     _, info = fit(tiny_task, tiny_spec)
-    assert info["resolved"]["pairs"] == 2 * 20 * 8
-    assert len(optimizer_steps) == info["resolved"]["steps"] == 20
-    assert not info["resolved"]["step_cap_applied"] and info["resolved"]["epochs"] == 1
+    assert info.resolved["pairs"] == 2 * 20 * 8
+    assert len(optimizer_steps) == info.resolved["steps"] == 20
+    assert not info.resolved["step_cap_applied"] and info.resolved["epochs"] == 1
 
 
 def test_under_device_cpu_the_trainer_is_built_and_trained_with_accelerates_cpu_switch(
@@ -70,7 +80,7 @@ def test_under_device_cpu_the_trainer_is_built_and_trained_with_accelerates_cpu_
     monkeypatch.setattr(setfit.Trainer, "__init__", spy(setfit.Trainer.__init__))
     monkeypatch.setattr(setfit.Trainer, "train", spy(setfit.Trainer.train))
     monkeypatch.delenv("ACCELERATE_USE_CPU", raising=False)
-    fit(tiny_task, tiny_spec, max_steps=1)
+    fit(tiny_task, tiny_spec, max_steps_per_class=1)
     assert seen == ["true", "true"] and "ACCELERATE_USE_CPU" not in os.environ
 
 
@@ -236,8 +246,8 @@ def test_the_trainer_draws_its_pair_batches_from_the_length_grouped_sampler_and_
     monkeypatch.setattr(methods.setfit, "length_grouped_batches", counting)
     monkeypatch.setattr(methods.setfit, "pairs_by_length_loss", counting_loss)
     _, info = fit(tiny_task, tiny_spec, num_iterations=2, group_by_length=group_by_length)
-    assert info["resolved"]["batches"] == ("length-paired" if group_by_length else "shuffled")
-    assert len(drawn) == len(losses) == (info["resolved"]["steps"] if group_by_length else 0)
+    assert info.resolved["batches"] == ("length-paired" if group_by_length else "shuffled")
+    assert len(drawn) == len(losses) == (info.resolved["steps"] if group_by_length else 0)
 
 
 def test_same_seed_same_predictions_silently_and_nothing_written_to_cwd(

@@ -8,7 +8,8 @@ import sys
 import numpy as np
 import torch
 
-from benchmark import modeling
+from benchmark import cache, modeling
+from benchmark.cache import OneOffCache
 from benchmark.cli import main
 from benchmark.context import Context, FeatureStore
 
@@ -19,10 +20,10 @@ def test_bucketed_inference_is_in_input_order_and_equals_one_text_at_a_time(tiny
     model = modeling.build_classifier(modeling.load_body(tiny_spec), tiny_spec.pooling, 2)
     texts = list(tiny_task.train.texts[:40])
     tokens = modeling.Tokens.of(tokenizer, texts, tiny_spec.max_length)
-    ctx = Context(tiny_spec, 2, 0)
-    bucketed = modeling.predict_logits(model, tokens, ctx, batch_size=8)
+    placement = modeling.Placement()
+    bucketed = modeling.predict_logits(model, tokens, placement, batch_size=8)
     one_by_one = np.concatenate(
-        [modeling.predict_logits(model, modeling.Tokens([ids], tokens.pad_id), ctx) for ids in tokens.ids]
+        [modeling.predict_logits(model, modeling.Tokens([ids], tokens.pad_id), placement) for ids in tokens.ids]
     )
     assert np.allclose(bucketed, one_by_one, atol=1e-5)
 
@@ -39,43 +40,49 @@ def test_train_batches_cover_every_example_once_with_little_padding():
     assert padded / lengths.sum() < 1.1 < random_padded / lengths.sum()
 
 
-def store(spec, texts, key, cache_dir):
-    return FeatureStore(spec, "cpu", "fp32", texts, key, cache_dir)
+def lookup(spec, texts, key, cache_dir, wanted, encode=None):
+    """A fresh process's feature store (nothing in memory) looking `wanted` up; (vectors, the cell's context)."""
+    cache.clear_memory()
+    store = FeatureStore(spec, "cpu", "fp32", texts, key)
+    if encode is not None:
+        store._encode = encode
+    ctx = Context(spec, 2, 0, features=store, cache=OneOffCache(cache_dir))
+    return ctx.frozen_features(wanted, normalize=False), ctx
+
+
+def never(_):
+    raise AssertionError("a cache hit must not encode")
 
 
 def test_feature_cache_hit_equals_recomputation_and_changed_keys_miss(tiny_spec, tiny_task, tmp_path):
     texts = list(tiny_task.train.texts)
-    cold = store(tiny_spec, texts, "dataset-a", tmp_path)
-    computed = cold.lookup(texts[:5])
-    assert cold.path.is_file()
-    warm = store(tiny_spec, texts, "dataset-a", tmp_path)
-    warm._encode = lambda _: (_ for _ in ()).throw(AssertionError("a cache hit must not encode"))
-    assert np.array_equal(warm.lookup(texts[:5]), computed)
-    assert np.allclose(store(tiny_spec, texts, "dataset-a", None).lookup(texts[:5]), computed, atol=1e-6)
+    computed, ctx = lookup(tiny_spec, texts, "dataset-a", tmp_path, texts[:5])
+    assert (tmp_path / "features" / ctx.features.key / "features.npy").is_file()
+    assert np.array_equal(lookup(tiny_spec, texts, "dataset-a", tmp_path, texts[:5], never)[0], computed)
+    assert np.allclose(lookup(tiny_spec, texts, "dataset-a", None, texts[:5])[0], computed, atol=1e-6)
     other_length = dataclasses.replace(tiny_spec, max_length=8)
     other_model = dataclasses.replace(tiny_spec, fingerprint="another-model")
     keys = {
-        cold.key,
-        store(tiny_spec, texts, "dataset-b", tmp_path).key,
-        store(other_length, texts, "dataset-a", tmp_path).key,
-        store(other_model, texts, "dataset-a", tmp_path).key,
+        FeatureStore(tiny_spec, "cpu", "fp32", texts, "dataset-a").key,
+        FeatureStore(tiny_spec, "cpu", "fp32", texts, "dataset-b").key,
+        FeatureStore(other_length, "cpu", "fp32", texts, "dataset-a").key,
+        FeatureStore(other_model, "cpu", "fp32", texts, "dataset-a").key,
+        FeatureStore(tiny_spec, "cpu", "bf16", texts, "dataset-a").key,
     }
-    assert len(keys) == 4
+    assert len(keys) == 5
 
 
 def test_a_feature_cache_hit_reports_what_computing_them_took_and_an_entry_without_it_is_computed_again(
     tiny_spec, tiny_task, tmp_path
 ):
     texts = list(tiny_task.train.texts)
-    cold = store(tiny_spec, texts, "dataset-a", tmp_path)
-    cold.lookup(texts[:5])
-    warm = store(tiny_spec, texts, "dataset-a", tmp_path)
-    warm.lookup(texts[:5])
-    assert cold.compute_seconds > 0 and warm.compute_seconds == cold.compute_seconds
-    cold.path.with_suffix(".json").unlink()  # as a run killed between writing the features and their facts
-    again = store(tiny_spec, texts, "dataset-a", tmp_path)
-    again._encode = lambda batch: np.zeros((len(batch), 32), dtype=np.float32)
-    assert not again.lookup(texts[:5]).any() and again.path.with_suffix(".json").is_file()
+    _, cold = lookup(tiny_spec, texts, "dataset-a", tmp_path, texts[:5])
+    _, warm = lookup(tiny_spec, texts, "dataset-a", tmp_path, texts[:5], never)
+    assert cold.uses[0].cost.seconds > 0 and warm.uses[0].cost.seconds == cold.uses[0].cost.seconds
+    (tmp_path / "features" / cold.features.key / "cost.json").unlink()  # as a run killed mid-write left it
+    zeros = lambda batch: np.zeros((len(batch), 32), dtype=np.float32)  # noqa: E731
+    again, _ = lookup(tiny_spec, texts, "dataset-a", tmp_path, texts[:5], zeros)
+    assert not again.any() and (tmp_path / "features" / cold.features.key / "cost.json").is_file()
 
 
 def test_frozen_features_follow_the_bodys_normalisation(tiny_spec, tiny_task):
@@ -132,3 +139,32 @@ def test_preload_imports_the_architecture_so_the_first_cell_does_not_time_it(tin
         "assert 'transformers.models.bert.modeling_bert' in sys.modules and 'peft' in sys.modules\n"
     )
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+def test_useful_flops_follow_the_model_whoever_calls_the_encoder(tiny_spec):
+    """3F per text to train every block, 2F with the lower half frozen, F to infer; padding never counts."""
+    from benchmark import flops
+
+    flops.install()
+    body = modeling.load_body(tiny_spec)
+    layers, d, inner = 4, 32, 64
+    weights = layers * (4 * d * d + 2 * d * inner)
+    ids = torch.tensor([[2, 7, 8, 3, 0, 0], [2, 9, 3, 0, 0, 0]])
+    mask = (ids != 0).long()
+    forward = sum(2 * weights * n + 4 * layers * d * n * n for n in (4, 3))
+
+    def counted(train: bool, grad: bool) -> float:
+        before = flops.total()
+        body.train(train)
+        with torch.set_grad_enabled(grad):
+            body(input_ids=ids, attention_mask=mask)
+        return flops.total() - before
+
+    assert counted(train=False, grad=False) == forward
+    assert counted(train=True, grad=True) == 3 * forward
+    for block in modeling.encoder_blocks(body)[:2]:
+        block.requires_grad_(False)
+    # inputs' and weights' gradients of the upper half's linear layers, both operands of its attention
+    upper_half_backward = 2 * (2 * weights / 2 * 7) + 2 * 4 * (layers // 2) * d * (4 * 4 + 3 * 3)
+    assert counted(train=True, grad=True) == forward + upper_half_backward
+    assert counted(train=False, grad=True) == forward  # eval mode: inference, even with gradients on

@@ -1,28 +1,56 @@
 import json
 
 import pytest
+from conftest import ROOT
 
 from benchmark import leaderboard
 from benchmark.errors import LockedError, UsageError
+from benchmark.record import SCHEMA_VERSION, Record, RecordError
 from benchmark.store import RunFolder, read_records
 
 
-def record(method, seed, score, shots=8, status="ok", params=None, **extra):
+def record_json(method, seed, score, shots=8, status="ok", params=None, **extra):
     return {
-        "cell": f"{method}-{shots}-{seed}-{json.dumps(params or {})}",
+        "schema_version": SCHEMA_VERSION,
+        "cell": f"{method}-{shots}-{seed}-{json.dumps(params or {})}-{extra.get('revision', 1)}",
         "dataset": "d",
+        "dataset_fingerprint": "f",
         "model": "m",
+        "model_fingerprint": "g",
         "method": method,
+        "revision": 1,
+        "uses_unlabelled": False,
+        "params": params or {"lr": 1},
+        "resolved": {},
         "shots": shots,
         "seed": seed,
+        "sample": f"sample-{shots}-{seed}",
         "status": status,
-        "params": params or {"lr": 1},
-        "metrics": {"accuracy": score, "macro_f1": score} if status == "ok" else {},
         "error": None if status == "ok" else {"type": "ValueError", "message": "boom"},
+        "metrics": {"accuracy": score, "macro_f1": score} if status == "ok" else {},
+        "n_train": 16,
+        "n_test": 10,
         "train_seconds": 1.0,
         "predict_seconds": 0.5,
+        "shared_seconds": None,
+        "one_off_seconds": None,
+        "train_flops": 1e9,
+        "predict_flops": 1e8,
+        "one_off_flops": None,
+        "peak_rss_mb": 100.0,
+        "trainable_params": 1,
+        "total_params": 2,
+        "device": "cpu",
+        "precision": "fp32",
+        "threads": 1,
+        "predictions": [0] * 10,
+        "finished_at": "2026-11-30T00:00:00+00:00",
         **extra,
     }
+
+
+def record(*args, **kwargs) -> Record:
+    return Record.from_json(record_json(*args, **kwargs))
 
 
 def test_records_append_one_line_each_and_read_back(tmp_path):
@@ -31,18 +59,18 @@ def test_records_append_one_line_each_and_read_back(tmp_path):
         folder.append(record("a", 1, 0.7))
     lines = (tmp_path / "records.jsonl").read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[1])["seed"] == 1
-    assert [r["seed"] for r in read_records(tmp_path).records] == [0, 1]
+    assert [r.seed for r in read_records(tmp_path).records] == [0, 1]
 
 
 def test_torn_last_line_is_reported_cut_and_ignored(tmp_path):
-    good = json.dumps(record("a", 0, 0.5))
+    good = json.dumps(record_json("a", 0, 0.5))
     (tmp_path / "records.jsonl").write_text(good + "\n" + good[:40])
-    assert len(read_records(tmp_path).records) == 1 and read_records(tmp_path).torn_line == 2
+    assert len(read_records(tmp_path).records) == 1 and read_records(tmp_path).skipped[0][0] == 2
     with RunFolder(tmp_path) as folder:
-        assert "torn last line" in folder.torn_tail
+        assert any("torn last line" in note for note in folder.notes)
         folder.append(record("a", 1, 0.6))
-    assert [r["seed"] for r in read_records(tmp_path).records] == [0, 1]
-    assert read_records(tmp_path).torn_line is None
+    assert [r.seed for r in read_records(tmp_path).records] == [0, 1]
+    assert read_records(tmp_path).skipped == []
 
 
 def test_second_writer_on_the_same_folder_is_refused(tmp_path):
@@ -102,15 +130,14 @@ def test_variants_of_one_method_are_separate_rows_labelled_by_what_differs():
 
 def test_records_of_another_revision_of_a_method_are_a_row_of_their_own():
     old, new = record("a", 0, 0.5), record("a", 1, 0.7, revision=2)
-    new["cell"] = "another key"  # the revision is part of the cell key
-    (section,) = leaderboard.build([old, new])  # a record without a revision is revision 1
+    (section,) = leaderboard.build([old, new])
     assert sorted((r.label, len(r.ok)) for r in section.rows) == [("a [revision=1]", 1), ("a [revision=2]", 1)]
 
 
 def test_budgets_sort_numerically_with_all_last_and_csv_has_numbers():
     records = [record("a", 0, 0.5, shots=s) for s in ("all", 64, 8)]
     sections = leaderboard.build(records)
-    assert [s.shots for s in sections] == [8, 64, "all"]
+    assert [s.shots.to_json() for s in sections] == [8, 64, "all"]
     csv_text = leaderboard.render_csv(sections, "macro_f1")
     assert csv_text.splitlines()[1].startswith("d,m,8,1,a,False,1,0,0.5000,")
 
@@ -120,16 +147,25 @@ def test_unlabelled_methods_are_marked():
     assert leaderboard.table_rows(section, "macro_f1")[0]["method"] == "mlm †"
 
 
+def v1(method, seed, score, shots, **extra) -> Record:
+    """A record as schema 1 wrote it: `resolved` inside `params`, no sample, no one_off_seconds."""
+    data = record_json(method, seed, score, shots, **extra) | {"schema_version": 1}
+    data["params"] = data["params"] | {"resolved": data.pop("resolved")}
+    for added in ("sample", "one_off_seconds", "revision", "train_flops", "predict_flops", "one_off_flops"):
+        data.pop(added)
+    return Record.from_json(data)
+
+
 def test_one_off_cost_shows_at_every_budget_of_the_method_and_old_records_show_their_shared_time():
     records = [
         record("logreg", 0, 0.5, shots=8, one_off_seconds=104.5, shared_seconds=104.5),
         record("logreg", 0, 0.6, shots=64, one_off_seconds=104.5, shared_seconds=None),
         record("full", 0, 0.6, shots=64, one_off_seconds=None),
-        record("old", 0, 0.6, shots=8, shared_seconds=300.0),  # written before one_off_seconds existed
-        record("old", 0, 0.6, shots=64, shared_seconds=0.2),
+        v1("old", 0, 0.6, 8, shared_seconds=300.0),  # written before one_off_seconds existed
+        v1("old", 0, 0.6, 64, shared_seconds=0.2),
     ]
     shown = {
-        (section.shots, cells["method"]): cells["one-off s"]
+        (section.shots.to_json(), cells["method"]): cells["one-off s"]
         for section in leaderboard.build(records)
         for cells in leaderboard.table_rows(section, "macro_f1")
     }
@@ -140,3 +176,45 @@ def test_one_off_cost_shows_at_every_budget_of_the_method_and_old_records_show_t
         (8, "old"): "300.0",
         (64, "old"): "300.0",
     }
+
+
+def test_schema_1_records_are_upgraded_on_reading():
+    old = v1("full", 2, 0.7, 8, shared_seconds=3.0)
+    assert old.schema_version == SCHEMA_VERSION and old.revision == 1 and old.sample is None
+    assert old.resolved == {} and "resolved" not in old.params and old.one_off_seconds == 3.0
+
+
+def test_every_committed_results_folder_reads_without_a_skipped_line():
+    for records_file in (ROOT / "results").glob("*/records.jsonl"):
+        records = read_records(records_file.parent)
+        assert records.records and records.skipped == [], records_file
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda r: r.pop("metrics"), "missing field metrics"),
+        (lambda r: r.update(schema_version=7), "schema_version 7"),
+        (lambda r: r.update(seed="zero"), "field seed has the wrong type"),
+        (lambda r: r.update(shots=-3), "shots"),
+    ],
+)
+def test_a_damaged_record_is_named_and_skipped_never_fatal(tmp_path, change, message):
+    damaged = record_json("a", 1, 0.6)
+    change(damaged)
+    lines = [json.dumps(record_json("a", 0, 0.5)), json.dumps(damaged), "[1, 2]"]
+    (tmp_path / "records.jsonl").write_text("\n".join(lines) + "\n")
+    records = read_records(tmp_path)
+    assert [r.seed for r in records.records] == [0]
+    assert records.skipped[0][0] == 2 and message in records.skipped[0][1]
+    assert records.skipped[1] == (3, "not a record: not a JSON object")
+    with pytest.raises(RecordError):
+        Record.from_json(damaged)
+
+
+def test_the_leaderboard_pairs_only_cells_that_saw_the_identical_sample():
+    top = [record("a", s, 0.8) for s in range(3)]
+    other = [record("b", 0, 0.5), record("b", 1, 0.6), record("b", 2, 0.1, sample="another sample")]
+    (section,) = leaderboard.build(top + other)
+    rows = leaderboard.table_rows(section, "macro_f1")
+    assert rows[1]["method"] == "b" and rows[1]["Δ top"] == "-0.250"  # seeds 0 and 1 only: (-0.3 - 0.2) / 2

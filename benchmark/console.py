@@ -1,0 +1,232 @@
+"""What a person sees: results on stdout, notes, warnings and progress on stderr, and the run's exit code."""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from pathlib import Path
+
+from benchmark.record import Record
+
+INTERRUPTED, WRITE_FAILED = "interrupted", "write-failed"
+
+
+def stdout():
+    """Log lines are never cut in two (soft wrap); tables in a log file or CI are not squeezed into 80 columns."""
+    from rich.console import Console
+
+    console = Console(highlight=False, soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 160
+    return console
+
+
+def stderr():
+    from rich.console import Console
+
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def note(message: str) -> None:
+    stderr().print(f"[yellow]note:[/] {message}")
+
+
+def warn(message: str) -> None:
+    stderr().print(f"[yellow]warning:[/] {message}")
+
+
+def warn_unavailable(plan) -> None:
+    from benchmark import registry
+
+    for module, reason in registry.unavailable_modules().items():
+        warn(f"method module {module} is unavailable ({reason}); its cells will fail")
+    for spec in plan.specs.values():
+        missing = spec.missing_requirements() if spec.cls else []
+        if missing:
+            warn(f"'{spec.name}' needs {', '.join(missing)} (not installed); its cells will fail")
+    for task in plan.tasks.values():
+        for line in task.notes:
+            note(line if len(plan.tasks) == 1 else f"{task.name}: {line}")
+    for dataset, budgets in plan.unsupplied.items():
+        shown = ", ".join(b.label for b in budgets)
+        note(f"{dataset} cannot supply {shown} (a class is smaller): those cells are n/a for it")
+
+
+def announce_plan(plan, out: Path, skipped: int) -> None:
+    settings = plan.settings
+    if len(plan.tasks) == 1:
+        (task,) = plan.tasks.values()
+        data = f"{task.name} ({len(task.train)} train / {len(task.test)} test, fingerprint {task.fingerprint})"
+    else:
+        data = f"{len(plan.tasks)} datasets ({', '.join(t.name for t in plan.tasks.values())})"
+    stdout().print(
+        f"{data} · {settings.model.name} · {settings.device} {settings.precision} · "
+        f"{plan.jobs} job(s) × {settings.threads} threads · {len(plan.cells)} cells"
+        + (f", {skipped} already finished in {out}" if skipped else "")
+    )
+
+
+class _CannotWrite(Exception):
+    pass
+
+
+def run_grid(plan, cells: list, folder, config) -> str | None:
+    """Run the pending cells, appending each record as it finishes. Returns why the grid stopped early, if it
+    did: INTERRUPTED (Ctrl-C) or WRITE_FAILED (the records file could not be written)."""
+    from benchmark.runner import StopRequest
+    from benchmark.runner import run_grid as drive
+
+    out, metric = stdout(), config.metric
+
+    def on_record(record: Record, trace: str | None) -> None:
+        try:
+            folder.append(record)
+            if trace:
+                folder.log_error(f"{record.dataset} {record.method} shots={record.shots} seed={record.seed}", trace)
+        except OSError as exc:
+            raise _CannotWrite(f"cannot write {folder.path / 'records.jsonl'}: {exc.strerror or exc}") from exc
+        out.print(cell_line(record, metric))
+        progress.advance(bar)
+
+    with tempfile.TemporaryDirectory(prefix="fewshot-bench-") as scratch:
+        if plan.settings.cache_dir is None and plan.jobs > 1:  # --no-cache: workers still share one-off work
+            plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings, cache_dir=Path(scratch)))
+            cells = [c for c in plan.cells if c.key in {cell.key for cell in cells}]
+        executor = make_executor(plan, config)
+        try:
+            with _progress() as progress, StopRequest(lambda: _stopping(progress)) as stop:
+                bar = progress.add_task("grid", total=len(cells))
+                drive(plan, cells, executor, stop, on_record, lambda line: progress.console.print(line))
+                return INTERRUPTED if stop.requested else None
+        except KeyboardInterrupt:
+            return INTERRUPTED
+        except _CannotWrite as exc:
+            executor.cancel()
+            stderr().print(f"[red]stopped:[/] {exc}")
+            return WRITE_FAILED
+        finally:
+            executor.close()
+
+
+def make_executor(plan, config):
+    """Where the cells run: this process, worker processes, or a Ray cluster."""
+    from benchmark.executors import InProcess, LocalProcesses
+
+    if config.executor == "ray":
+        from benchmark.ray_executor import RayCluster
+
+        return RayCluster(config.ray_address, config.cpus_per_cell, config.gpus_per_cell)
+    return InProcess() if plan.jobs == 1 else LocalProcesses(plan.jobs)
+
+
+def _stopping(progress) -> None:
+    progress.console.print("[yellow]stopping after the running cells (Ctrl-C again to abort now)[/]")
+
+
+def _progress():
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    return Progress(
+        TextColumn("[bold]cells"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        console=stderr(),
+        transient=True,
+    )
+
+
+def cell_line(record: Record, metric: str) -> str:
+    where = f"{record.method} · {record.shots.label} · seed {record.seed}"
+    if not record.ok:
+        return f"[red]✗ {where} · {record.error['type']}: {record.error['message'][:160]}[/]"
+    seconds = f"train {record.train_seconds:.1f}s · predict {record.predict_seconds:.1f}s"
+    return f"[green]✓[/] {where} · {metric} {record.metrics.get(metric, float('nan')):.3f} · {seconds}"
+
+
+def conclude(plan, records: list[Record], out: Path, stop_reason: str | None) -> int:
+    """The last lines of a run and its exit code."""
+    from benchmark.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+
+    console = stdout()
+    console.print(f"records: {out / 'records.jsonl'} · leaderboard: {out / 'leaderboard.md'}")
+    if stop_reason == WRITE_FAILED:
+        return EXIT_FAILED
+    if stop_reason == INTERRUPTED:
+        unfinished = len(plan.cells) - sum(r.ok for r in records)
+        console.print(f"[yellow]interrupted[/]: re-run the same command to run the {unfinished} unfinished cells")
+        return EXIT_INTERRUPTED
+    failed = [r for r in records if not r.ok]
+    if failed:
+        kinds = ", ".join(sorted({r.error["type"] for r in failed}))
+        console.print(
+            f"[red]{len(failed)} of {len(plan.cells)} cells failed[/] ({kinds}); tracebacks in {out / 'errors.log'}"
+        )
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def print_listing() -> None:
+    import typing
+
+    from rich.table import Table
+
+    from benchmark import registry
+
+    console = stdout()
+    table = Table(title="methods", title_justify="left", show_lines=True)
+    for column in ("name", "what it does", "hyperparameters (defaults, allowed values)"):
+        table.add_column(column)
+    for name, spec in registry.available().items():
+        notes = []
+        if spec.uses_unlabelled:
+            notes.append("uses unlabelled train-pool texts")
+        missing = spec.missing_requirements()
+        if missing:
+            notes.append(f"unavailable: needs {', '.join(missing)}")
+        summary = spec.summary + (f" ({'; '.join(notes)})" if notes else "")
+        hints = typing.get_type_hints(spec.cls, include_extras=True)
+        params = "\n".join(
+            f"{k}={v!r}" + (f"  ({bounds})" if (bounds := registry.describe(hints[k])) else "")
+            for k, v in spec.defaults().items()
+        )
+        table.add_row(name, summary, params or "—")
+    console.print(table)
+    for module, reason in registry.unavailable_modules().items():
+        console.print(f"[yellow]unavailable module[/] {module}: {reason}")
+    console.print("\n[bold]embedded datasets[/] (--dataset NAME[,NAME...], or --suite embedded for all)")
+    print_datasets(console)
+    console.print("Also: any Hub dataset name (train + test or validation split), through datasets.load_dataset;")
+    console.print("a local .csv/.tsv/.jsonl/.parquet file (--test for a test file) or a datasets.save_to_disk folder.")
+
+
+def print_datasets(console) -> None:
+    """The embedded suite as its packages state it, with the sizes its loaders produce (loaded now)."""
+    from benchmark.embedded import DEFAULT, EMBEDDED
+    from benchmark.errors import UsageError
+    from benchmark.sampling import smallest_class
+
+    for name, dataset in EMBEDDED.items():
+        console.print(f"  [bold]{name}[/]" + (" (default)" if name == DEFAULT else ""), end="")
+        try:
+            task = dataset.load()
+        except UsageError as exc:
+            console.print(f" · not installed: {exc}")
+            continue
+        classes = ", ".join(f"{k} {v:,}" for k, v in task.class_counts().items())
+        console.print(
+            f" · {len(task.train):,} train / {len(task.test):,} test · {task.num_labels} classes: {classes}"
+            " · smallest: {} ({:,})".format(*smallest_class(task))
+        )
+        console.print(f"    {dataset.description}")
+        package = f"{dataset.package}=={dataset.version}"
+        console.print(f"    source: {dataset.source} · licence: {dataset.licence} · {package}")

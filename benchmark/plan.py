@@ -1,0 +1,185 @@
+"""The grid: every cell a run asks for, each a self-contained, picklable description that any executor (this
+process, a worker process, a node of a cluster) can run without live objects from the caller.
+
+A cell is (dataset, method with its full hyperparameters, budget, seed) on one model. Its key hashes the
+dataset fingerprint, model fingerprint and max length, method and its code revision, hyperparameters, budget,
+seed and precision: a finished key is skipped on re-run, and any change to those makes a new cell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from benchmark.budget import Budget
+from benchmark.data import DatasetSource, Task
+from benchmark.modeling import ModelSpec
+from benchmark.registry import MethodSpec
+
+if TYPE_CHECKING:
+    from benchmark.config import RunConfig
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How every cell of a run executes."""
+
+    model: ModelSpec
+    device: str = "cpu"
+    precision: str = "fp32"
+    threads: int = 1  # torch threads of the process running a cell (a lone cell may be given more)
+    cache_dir: Path | None = None  # one-off work shared across cells and runs; None: in memory only
+
+
+@dataclass(frozen=True, eq=False)
+class Cell:
+    source: DatasetSource
+    dataset: str  # the task's name
+    dataset_fingerprint: str
+    method: MethodSpec
+    params: dict[str, Any]
+    budget: Budget
+    seed: int
+    settings: Settings
+    key: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", self._key())
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Cell) and other.key == self.key
+
+    def __hash__(self) -> int:
+        return hash(self.key)
+
+    def __repr__(self) -> str:
+        return f"Cell({self.label}, key={self.key})"
+
+    @property
+    def label(self) -> str:
+        return f"{self.dataset} · {self.method.name} · {self.budget.label} · seed {self.seed}"
+
+    def _key(self) -> str:
+        identity = {
+            "dataset": self.dataset_fingerprint,
+            "model": self.settings.model.fingerprint,
+            "max_length": self.settings.model.max_length,
+            "method": self.method.name,
+            "params": self.params,
+            "shots": self.budget.to_json(),
+            "seed": self.seed,
+            "precision": self.settings.precision,
+        }
+        if self.method.revision != 1:  # revision 1 is the code from before revisions were counted: keys stay
+            identity["revision"] = self.method.revision
+        return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+@dataclass
+class Plan:
+    """Everything a run does, validated before anything is written."""
+
+    tasks: dict[DatasetSource, Task]
+    specs: dict[str, MethodSpec]
+    params: dict[str, dict[str, Any]]  # every hyperparameter of each method: defaults, presets, overrides
+    budgets: list[Budget]
+    seeds: list[int]
+    settings: Settings
+    jobs: int = 1  # tasks at once
+    unsupplied: dict[str, list[Budget]] = field(default_factory=dict)  # dataset -> budgets it cannot supply
+    cells: list[Cell] = field(init=False)
+
+    def __post_init__(self) -> None:
+        # budget-major, then seed, then dataset, then method: an interrupted grid has comparable rows for every
+        # method and dataset at the small budgets and first seeds
+        self.cells = [
+            Cell(source, task.name, task.fingerprint, spec, self.params[name], budget, seed, self.settings)
+            for budget in self.budgets
+            for seed in self.seeds
+            for source, task in self.tasks.items()
+            if budget not in self.unsupplied.get(task.name, [])
+            for name, spec in self.specs.items()
+        ]
+
+
+def build_plan(config: RunConfig) -> tuple[Plan, Path]:
+    """Validate everything the configuration asks for and return (plan, run folder). Writes nothing."""
+    from benchmark import registry, runtime, sampling
+    from benchmark.data import load_source
+    from benchmark.errors import UsageError
+    from benchmark.modeling import resolve_model
+    from benchmark.store import RunFolder
+
+    specs = registry.resolve(config.methods)
+    settings_from_file = registry.typed_overrides(config.settings, specs)
+    overrides = registry.parse_overrides(config.overrides, specs)
+    model = resolve_model(config.model, config.trust_remote_code)
+    params = {
+        spec.name: spec.defaults() | settings_from_file.get(spec.name, {}) | overrides.get(spec.name, {})
+        for spec in specs
+    }
+    for spec in specs:
+        registry.check_params(spec, params[spec.name], model, overrides.get(spec.name, {}))
+    sources = [DatasetSource.of(name, config.test, config.text_col, config.label_col) for name in config.datasets]
+    tasks = {source: load_source(source) for source in sources}
+    unsupplied = {}
+    for task in tasks.values():
+        if config.metric == "f1_positive" and task.num_labels != 2:
+            raise UsageError(
+                f"--metric f1_positive needs a binary task; '{task.name}' has {task.num_labels} labels "
+                "(use accuracy or macro_f1)"
+            )
+        if len(tasks) == 1:
+            sampling.check_budgets(task, config.budgets)
+        unsupplied[task.name] = sampling.unsuppliable(task, config.budgets)
+    out = config.out or Path("results") / f"{'+'.join(_slug(t.name) for t in tasks.values())}-{_slug(model.name)}"
+    RunFolder.check_writable(out)
+    if config.cache_dir is not None:
+        check_cache_dir(config.cache_dir)
+    resources = runtime.resolve(config.device, config.precision, config.threads, config.jobs)
+    threads = resources.threads
+    if config.executor == "ray":
+        check_ray()
+        threads = config.cpus_per_cell  # a cell's torch threads are the CPUs it declares
+    run_settings = Settings(model, resources.device, resources.precision, threads, config.cache_dir)
+    plan = Plan(
+        tasks,
+        {spec.name: spec for spec in specs},
+        params,
+        config.budgets,
+        list(range(config.seeds)),
+        run_settings,
+        resources.jobs,
+        {name: budgets for name, budgets in unsupplied.items() if budgets},
+    )
+    return plan, out
+
+
+def check_ray() -> None:
+    import importlib.util
+
+    from benchmark.errors import UsageError
+
+    if importlib.util.find_spec("ray") is None:
+        raise UsageError("--executor ray needs Ray: pip install 'fewshot-bench[ray]'")
+
+
+def check_cache_dir(path: Path) -> None:
+    from benchmark.errors import UsageError
+
+    probe = Path(path)
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise UsageError(f"--cache-dir {path}: {probe} is not a writable folder (pass another one, or --no-cache)")
+
+
+def _slug(name: str) -> str:
+    """A folder-name part: a path's last component, a Hub name with '_' for '/'."""
+    name = Path(name).name if os.sep in name and Path(name).expanduser().exists() else name.replace("/", "_")
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", name).strip("_") or "run"

