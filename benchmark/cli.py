@@ -138,6 +138,8 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
                      "share one (default: 0)")  # fmt: skip
     run.add_argument("--force", action="store_true", help="re-run cells that already finished in --out")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model repository's own code to run")
+    run.add_argument("--allow-overlap", action="store_true", help="run even where more than 1%% of the test texts "
+                     "are also in the train pool (refused otherwise)")  # fmt: skip
 
 
 def _path(value: str) -> Path:
@@ -188,7 +190,11 @@ def run_config(args: argparse.Namespace):
     if flags["methods"] is not None:  # --methods replaces the file's methods, and their settings with them
         fields["settings"] = {k: v for k, v in fields.get("settings", {}).items() if k in flags["methods"]}
     return config.RunConfig(
-        **fields, overrides=list(args.overrides), force=args.force, trust_remote_code=args.trust_remote_code
+        **fields,
+        overrides=list(args.overrides),
+        force=args.force,
+        trust_remote_code=args.trust_remote_code,
+        allow_overlap=args.allow_overlap,
     )
 
 
@@ -206,7 +212,7 @@ def _names(value: str, flag: str) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark import console, leaderboard, provenance
+    from benchmark import console, provenance
     from benchmark.plan import build_plan
     from benchmark.store import RunFolder, read_records
 
@@ -218,6 +224,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.note(note)
         info = provenance.run_info(plan, out, config.summary())
         folder.write_run_info(info)
+        folder.write_test_labels(plan.tasks.values())
         existing = read_records(out)
         for note in existing.notes(out / "records.jsonl"):
             console.note(note)
@@ -228,12 +235,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         stop_reason = console.run_grid(plan, todo, folder, config)
         # the grid's wall time, one-off work and worker start-up included
         ended = {"cells_run": len(todo), "wall_seconds": round(time.perf_counter() - started, 1)}
-        folder.write_run_info(info | ended | {"interrupted": stop_reason == "interrupted"}, amend=True)
+        if stop_reason != console.WRITE_FAILED:
+            folder.write_run_info(info | ended | {"interrupted": stop_reason == "interrupted"}, amend=True)
         latest = read_records(out).latest_by_cell()
         records = [latest[c.key] for c in plan.cells if c.key in latest]  # this grid's cells only
-        sections = leaderboard.build(records, config.metric)
-        leaderboard.print_rich(sections, config.metric, console.stdout())
-        leaderboard.write(out, sections, config.metric)
+        if stop_reason != console.WRITE_FAILED:
+            console.report(out, records, config.metric)
     return console.conclude(plan, records, out, stop_reason)
 
 
@@ -248,7 +255,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmark import console, leaderboard
+    from benchmark import console
     from benchmark.store import RECORDS, read_records
 
     if not (args.folder / RECORDS).is_file():
@@ -256,7 +263,4 @@ def cmd_report(args: argparse.Namespace) -> int:
     records = read_records(args.folder)
     for note in records.notes(args.folder / RECORDS):
         console.note(note)
-    sections = leaderboard.build(records.records, args.metric)
-    leaderboard.print_rich(sections, args.metric, console.stdout())
-    leaderboard.write(args.folder, sections, args.metric)
-    return EXIT_OK
+    return EXIT_OK if console.report(args.folder, records.records, args.metric) else EXIT_FAILED

@@ -46,6 +46,7 @@ class RunConfig:
     gpus_per_cell: float = 0.0  # fractions share a GPU between cells
     force: bool = False
     trust_remote_code: bool = False
+    allow_overlap: bool = False  # run although test texts also occur in the train pool
 
     def summary(self) -> dict[str, Any]:
         """The resolved configuration, as run.json keeps it."""

@@ -85,7 +85,7 @@ def run_grid(plan, cells: list, folder, config) -> str | None:
                 folder.log_error(f"{record.dataset} {record.method} shots={record.shots} seed={record.seed}", trace)
         except OSError as exc:
             raise _CannotWrite(f"cannot write {folder.path / 'records.jsonl'}: {exc.strerror or exc}") from exc
-        out.print(cell_line(record, metric))
+        out.print(cell_line(record, metric, with_dataset=len(plan.tasks) > 1))
         progress.advance(bar)
 
     with tempfile.TemporaryDirectory(prefix="fewshot-bench-") as scratch:
@@ -95,8 +95,10 @@ def run_grid(plan, cells: list, folder, config) -> str | None:
         executor = make_executor(plan, config)
         try:
             with _progress() as progress, StopRequest(lambda: _stopping(progress)) as stop:
-                bar = progress.add_task("grid", total=len(cells))
-                drive(plan, cells, executor, stop, on_record, lambda line: progress.console.print(line))
+                bar = progress.add_task("cells", total=len(cells))
+                jobs = JobLines(progress, with_dataset=len(plan.tasks) > 1)
+                executor.on_progress = jobs.progressed
+                drive(plan, cells, executor, stop, on_record, lambda line: progress.console.print(line), jobs)
                 return INTERRUPTED if stop.requested else None
         except KeyboardInterrupt:
             return INTERRUPTED
@@ -119,6 +121,33 @@ def make_executor(plan, config):
     return InProcess() if plan.jobs == 1 else LocalProcesses(plan.jobs)
 
 
+class JobLines:
+    """A line under the bar for each running job: what it is, what it is doing, how far it has got."""
+
+    def __init__(self, progress, with_dataset: bool) -> None:
+        self._progress, self._with_dataset, self._lines = progress, with_dataset, {}
+
+    def _name(self, job) -> str:
+        cell = job.cell
+        if job.kind == "one-off":
+            return f"one-off work for {cell.method.name} on {cell.dataset}"
+        where = f"{cell.dataset} · " if self._with_dataset else ""
+        return f"{where}{cell.method.name} · {cell.budget.label} · seed {cell.seed}"
+
+    def started(self, job) -> None:
+        self._lines[id(job)] = self._progress.add_task(f"  {self._name(job)}", total=None, start=True)
+
+    def progressed(self, job, what: str, done: int, total: int) -> None:
+        line = self._lines.get(id(job))
+        if line is not None:
+            self._progress.update(line, description=f"  {self._name(job)}: {what}", completed=done, total=total)
+
+    def ended(self, job) -> None:
+        line = self._lines.pop(id(job), None)
+        if line is not None:
+            self._progress.remove_task(line)
+
+
 def _stopping(progress) -> None:
     progress.console.print("[yellow]stopping after the running cells (Ctrl-C again to abort now)[/]")
 
@@ -134,7 +163,7 @@ def _progress():
     )
 
     return Progress(
-        TextColumn("[bold]cells"),
+        TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -145,12 +174,29 @@ def _progress():
     )
 
 
-def cell_line(record: Record, metric: str) -> str:
+def cell_line(record: Record, metric: str, with_dataset: bool = False) -> str:
     where = f"{record.method} · {record.shots.label} · seed {record.seed}"
+    if with_dataset:
+        where = f"{record.dataset} · {where}"
     if not record.ok:
         return f"[red]✗ {where} · {record.error['type']}: {record.error['message'][:160]}[/]"
     seconds = f"train {record.train_seconds:.1f}s · predict {record.predict_seconds:.1f}s"
     return f"[green]✓[/] {where} · {metric} {record.metrics.get(metric, float('nan')):.3f} · {seconds}"
+
+
+def report(folder: Path, records: list[Record], metric: str) -> bool:
+    """Print the leaderboards and write every report into `folder`; False (and one line) if writing failed."""
+    from benchmark import report as reports
+    from benchmark.store import read_run_info
+
+    analysis = reports.of_folder(folder, records, metric)
+    reports.print_rich(analysis, stdout())
+    try:
+        reports.write(folder, analysis, read_run_info(folder))
+    except OSError as exc:
+        stderr().print(f"[red]error:[/] cannot write the reports into {folder}: {exc.strerror or exc}")
+        return False
+    return True
 
 
 def conclude(plan, records: list[Record], out: Path, stop_reason: str | None) -> int:
@@ -158,7 +204,8 @@ def conclude(plan, records: list[Record], out: Path, stop_reason: str | None) ->
     from benchmark.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
 
     console = stdout()
-    console.print(f"records: {out / 'records.jsonl'} · leaderboard: {out / 'leaderboard.md'}")
+    if (out / "records.jsonl").is_file():
+        console.print(f"records: {out / 'records.jsonl'} · report: {out / 'report.html'}")
     if stop_reason == WRITE_FAILED:
         return EXIT_FAILED
     if stop_reason == INTERRUPTED:

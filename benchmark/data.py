@@ -123,23 +123,16 @@ def task_from_frames(
     label_col: str | None,
     class_names: Sequence[str] | None = None,
 ) -> Task:
-    """Turn pandas frames into a Task: detect columns, drop empty rows, map labels, split if needed."""
+    """Turn pandas frames into a Task: detect columns, check and clean values, map labels, split if needed."""
     notes: list[str] = []
     text_col = _pick_column(train_frame, text_col, TEXT_COLUMNS, "text", "--text-col")
     label_col = _pick_column(train_frame, label_col, LABEL_COLUMNS, "label", "--label-col")
+    if text_col == label_col:
+        raise UsageError(f"the text and the label column are both '{text_col}': name two columns")
     frames = {"train": train_frame} if test_frame is None else {"train": train_frame, "test": test_frame}
     for split_name, frame in list(frames.items()):
-        for column in (text_col, label_col):
-            if column not in frame.columns:
-                raise UsageError(
-                    f"{split_name} split has no column '{column}' (columns found: {', '.join(map(str, frame.columns))})"
-                )
-        frames[split_name], note = _drop_empty(frame, text_col, label_col, split_name)
-        if note:
-            notes.append(note)
-        if frames[split_name].empty:
-            raise UsageError(f"{split_name} split of '{name}' has no usable rows (every text or label is empty)")
-    label_names, to_id = _label_mapping(frames, label_col, class_names)
+        frames[split_name] = _usable_rows(frame, text_col, label_col, split_name, name, notes)
+    label_names, to_id = _label_mapping(frames, label_col, class_names, notes)
     splits = {
         split_name: Split(frame[text_col].astype(str).tolist(), np.array([to_id[v] for v in frame[label_col]]))
         for split_name, frame in frames.items()
@@ -159,8 +152,60 @@ def task_from_frames(
     return Task(name, splits["train"], splits["test"], tuple(label_names), tuple(notes))
 
 
+def _usable_rows(frame, text_col: str, label_col: str, split_name: str, name: str, notes: list[str]):
+    """The split's rows a task can use: both columns present and scalar, none empty, labels without surrounding
+    spaces. What was dropped or changed goes into `notes`."""
+    for column, what in ((text_col, "text"), (label_col, "label")):
+        if column not in frame.columns:
+            found = ", ".join(map(str, frame.columns))
+            raise UsageError(f"{split_name} split has no column '{column}' (columns found: {found})")
+        _check_scalars(frame[column], column, what, split_name)
+    frame, note = _drop_empty(frame, text_col, label_col, split_name)
+    if note:
+        notes.append(note)
+    if frame.empty:
+        raise UsageError(f"{split_name} split of '{name}' has no usable rows (every text or label is empty)")
+    labels = frame[label_col]
+    stripped = labels.map(lambda v: v.strip() if isinstance(v, str) else v)
+    changed = sorted({repr(v) for v, s in zip(labels, stripped, strict=True) if v != s})
+    if changed:
+        notes.append(f"{split_name}: read labels without their surrounding spaces ({', '.join(changed[:3])} ...)")
+        frame = frame.assign(**{label_col: stripped})
+    return frame
+
+
+def _check_scalars(values, column: str, what: str, split_name: str) -> None:
+    """A list, object or array where a text or label belongs is a mistake in the file, not a value to stringify."""
+    for row, value in enumerate(values):
+        if isinstance(value, (list, tuple, dict, set, np.ndarray)):
+            raise UsageError(
+                f"{split_name} split: the {what} column '{column}' holds a {type(value).__name__} in row {row + 1}, "
+                f"not a single {what}"
+            )
+
+
+def overlap(task: Task) -> int:
+    """How many test texts also occur in the train pool (leakage: a method may have seen them labelled)."""
+    pool = set(task.train.texts)
+    return sum(text in pool for text in task.test.texts)
+
+
+def check_overlap(task: Task, allowed: bool, limit: float = 0.01) -> str | None:
+    """A note on test texts that are also in the train pool; UsageError when more than `limit` of the test split
+    is, unless `allowed`."""
+    shared = overlap(task)
+    if not shared:
+        return None
+    share = shared / len(task.test)
+    message = f"{task.name}: {shared} of {len(task.test)} test texts ({share:.1%}) are also in the train pool"
+    if share > limit and not allowed:
+        raise UsageError(f"{message}; pass --allow-overlap to run anyway (scores would overstate what generalises)")
+    return message
+
+
 def hash_split(split: Split, fraction: float) -> tuple[Split, Split]:
-    """Stratified split that depends only on the texts: per class, the `fraction` with the smallest SHA-256."""
+    """Stratified split that depends only on the texts: per class, the `fraction` with the smallest SHA-256. Copies
+    of one text go to the same side, so a duplicated row never lands in both splits."""
     keys = np.array([hashlib.sha256(text.encode()).hexdigest() for text in split.texts])
     test_mask = np.zeros(len(split), dtype=bool)
     for label in np.unique(split.labels):
@@ -168,7 +213,8 @@ def hash_split(split: Split, fraction: float) -> tuple[Split, Split]:
         n_test = int(round(fraction * len(members)))
         if len(members) - n_test < 1:
             n_test = 0
-        test_mask[members[np.argsort(keys[members], kind="stable")[:n_test]]] = True
+        chosen = set(np.unique(keys[members])[:n_test])  # sorted: the smallest hashes
+        test_mask[members[np.isin(keys[members], list(chosen))]] = True
     pick = lambda mask: Split([split.texts[i] for i in np.flatnonzero(mask)], split.labels[mask])  # noqa: E731
     return pick(~test_mask), pick(test_mask)
 
@@ -208,7 +254,7 @@ def _read_local(path: Path):
         import io
 
         if fmt == "jsonl":
-            return pd.read_json(io.StringIO(text), lines=True)
+            return pd.read_json(io.StringIO(text), lines=True, dtype=False)  # values as written: "1" stays text
         # keep_default_na=False: a text "NA" or "null" is a text; truly empty cells become "" and are dropped later
         return pd.read_csv(io.StringIO(text), sep="\t" if fmt == "tsv" else ",", keep_default_na=False)
     except UsageError:
@@ -311,8 +357,10 @@ def _drop_empty(frame, text_col: str, label_col: str, split_name: str):
     return frame[~bad], note
 
 
-def _label_mapping(frames: dict, label_col: str, class_names: Sequence[str] | None):
-    """Label names and value -> id. Given names keep their order; otherwise sorted values (numbers numerically)."""
+def _label_mapping(frames: dict, label_col: str, class_names: Sequence[str] | None, notes: list[str]):
+    """Label names and value -> id. Given names keep their order; otherwise sorted values (numbers numerically).
+    A column that mixes numbers and the same numbers written as text (1 and "1") reads them as one label, and
+    says so in `notes`."""
     if class_names is not None:  # ClassLabel ids, or values given by name in a fixed order
         ids = range(len(class_names))
         return list(class_names), {i: i for i in ids} | {str(i): i for i in ids} | {
@@ -324,6 +372,9 @@ def _label_mapping(frames: dict, label_col: str, class_names: Sequence[str] | No
     as_numbers = {_as_int(v) for v in values}
     if None not in as_numbers:
         ordered = sorted(as_numbers)
+        kinds = {type(v) is str for v in values}
+        if len(kinds) == 2 and len(ordered) < len(values):
+            notes.append(f"labels mix numbers and text ({', '.join(sorted(map(repr, values))[:4])}): read as numbers")
         to_id = {v: ordered.index(_as_int(v)) for v in values}
         return [str(v) for v in ordered], to_id
     ordered = sorted({str(v) for v in values})

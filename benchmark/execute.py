@@ -6,6 +6,8 @@ the shared features, imports) is kept for the process's next tasks.
 from __future__ import annotations
 
 import contextlib
+import json
+import math
 import threading
 import time
 import traceback
@@ -74,6 +76,7 @@ def run_cell(cell: Cell) -> tuple[Record, str | None]:
         record.trainable_params, record.total_params = result.trainable_params, result.total_params
         record.metrics = classification_metrics(task.test.labels, predictions, task.num_labels)
         record.predictions = predictions.astype(int).tolist()
+        _check_finite(record)
         record.status = "ok"
         return record.finish(), None
     except Exception as exc:  # a failure inside one cell must never lose the others
@@ -213,6 +216,25 @@ def _threads() -> int:
 
 def _seconds(uses: list[Use]) -> float:
     return sum(use.seconds_here for use in uses)
+
+
+def _check_finite(record: Record) -> None:
+    """A record is JSON without NaN or infinity: a method's non-finite value fails its cell, not the run."""
+    try:
+        json.dumps(record.to_json(), allow_nan=False)
+    except ValueError:
+        bad = [name for name, value in record.to_json().items() if _has_non_finite(value)]
+        raise ValueError(f"the cell's record holds a number that is not finite (in {', '.join(bad)})") from None
+
+
+def _has_non_finite(value) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_has_non_finite(v) for v in value)
+    return False
 
 
 def _check_predictions(predictions: np.ndarray, n_test: int, num_labels: int) -> None:

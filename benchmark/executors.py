@@ -17,10 +17,12 @@ import signal
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import wait as wait_for
 from typing import Any, Protocol
 
+from benchmark import progress
 from benchmark.execute import Job
 
 
@@ -32,8 +34,12 @@ class Outcome:
     retried: bool = False  # the executor already retried the job (Ray): a lost cell has failed
 
 
+ProgressSink = Callable[[Job, str, int, int], None]  # (job, what, done, total)
+
+
 class Executor(Protocol):
     slots: int  # jobs that can run at once
+    on_progress: ProgressSink | None  # where running jobs' progress goes, if anywhere
 
     def submit(self, job: Job) -> None:
         """Start `job` in a free slot."""
@@ -55,13 +61,22 @@ class InProcess:
 
     def __init__(self) -> None:
         self._submitted: list[Job] = []
+        self.on_progress: ProgressSink | None = None
 
     def submit(self, job: Job) -> None:
         self._submitted.append(job)
 
     def wait(self, timeout: float) -> list[Outcome]:
         jobs, self._submitted = self._submitted, []
-        return [Outcome(job, job.run()) for job in jobs]
+        return [Outcome(job, self._run(job)) for job in jobs]
+
+    def _run(self, job: Job):
+        sink = self.on_progress
+        progress.watch((lambda what, done, total: sink(job, what, done, total)) if sink else None)
+        try:
+            return job.run()
+        finally:
+            progress.watch(None)
 
     def cancel(self) -> None:
         self._submitted.clear()
@@ -83,6 +98,7 @@ class LocalProcesses:
 
     def __init__(self, slots: int) -> None:
         self.slots = slots
+        self.on_progress: ProgressSink | None = None
         self._context = multiprocessing.get_context("spawn")
         self._workers = [self._start() for _ in range(slots)]
 
@@ -109,18 +125,31 @@ class LocalProcesses:
         for index, worker in enumerate(self._workers):
             if worker.job is None or not ({worker.conn, worker.process.sentinel} & ready):
                 continue
-            job, worker.job = worker.job, None
             try:
-                if worker.conn not in ready:
-                    raise EOFError
-                outcomes.append(Outcome(job, worker.conn.recv()))
+                result = self._receive(worker)
             except (EOFError, ConnectionResetError, OSError):
                 worker.process.join(timeout=5)
                 code = worker.process.exitcode
-                outcomes.append(Outcome(job, lost=f"the worker process running it died (exit code {code})"))
+                outcomes.append(Outcome(worker.job, lost=f"the worker process running it died (exit code {code})"))
                 worker.conn.close()
                 self._workers[index] = self._start()
+                continue
+            if result is not _RUNNING:
+                outcomes.append(Outcome(worker.job, result))
+                worker.job = None
         return outcomes
+
+    def _receive(self, worker: _Worker):
+        """The job's result, or _RUNNING after passing on its progress reports; EOFError if the worker is gone."""
+        while worker.conn.poll():
+            kind, *message = worker.conn.recv()
+            if kind == "result":
+                return message[0]
+            if self.on_progress is not None:
+                self.on_progress(worker.job, *message)
+        if not worker.process.is_alive():
+            raise EOFError
+        return _RUNNING
 
     def cancel(self) -> None:
         for worker in self._workers:
@@ -143,10 +172,15 @@ class LocalProcesses:
             worker.conn.close()
 
 
+_RUNNING = object()
+
+
 def _serve(conn, parent: int) -> None:
-    """A worker: run each job it is sent, send back the result, until told to stop (None)."""
+    """A worker: run each job it is sent, send back ("result", result) after ("progress", what, done, total)
+    reports, until told to stop (None)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C stops
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    progress.watch(lambda what, done, total: conn.send(("progress", what, done, total)))
     while True:
         try:
             job = conn.recv()
@@ -158,7 +192,7 @@ def _serve(conn, parent: int) -> None:
             result = job.run()
         except Exception:  # a fault of the harness, not of a method (those are records): keep serving
             result = WorkerFault(traceback.format_exc())
-        conn.send(result)
+        conn.send(("result", result))
 
 
 @dataclass

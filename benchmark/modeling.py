@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from benchmark import progress
 from benchmark.errors import NonFiniteLossError, UsageError
 
 if TYPE_CHECKING:
@@ -445,9 +446,12 @@ def train(
     scheduler = get_linear_schedule_with_warmup(optimizer, warmup, steps)
     model.to(placement.device).train()
     losses: list[list[float]] = []
+    done = 0
     for _ in range(epochs):
         epoch = []
         for index in batches():
+            done += 1
+            progress.report(what.replace("loss", "training steps").strip(), done, steps)
             with placement.autocast():
                 loss = loss_of(index)
             if loss is None:
@@ -521,8 +525,11 @@ def _batched_inference(forward, module, inputs, placement: Placement, batch_size
 
     module.to(placement.device).eval()
     out: np.ndarray | None = None
+    done = 0
     with torch.inference_mode():
         for index in inference_batches(inputs.lengths, batch_size):
+            done += len(index)
+            progress.report("texts encoded", done, len(inputs))
             with placement.autocast():
                 values = forward(*inputs.batch(index, placement.device)).float().cpu().numpy()
             if out is None:

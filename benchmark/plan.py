@@ -8,6 +8,7 @@ seed and precision: a finished key is skipped on re-run, and any change to those
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -110,7 +111,7 @@ class Plan:
 def build_plan(config: RunConfig) -> tuple[Plan, Path]:
     """Validate everything the configuration asks for and return (plan, run folder). Writes nothing."""
     from benchmark import registry, runtime, sampling
-    from benchmark.data import load_source
+    from benchmark.data import check_overlap, load_source
     from benchmark.errors import UsageError
     from benchmark.modeling import resolve_model
     from benchmark.store import RunFolder
@@ -127,6 +128,10 @@ def build_plan(config: RunConfig) -> tuple[Plan, Path]:
         registry.check_params(spec, params[spec.name], model, overrides.get(spec.name, {}))
     sources = [DatasetSource.of(name, config.test, config.text_col, config.label_col) for name in config.datasets]
     tasks = {source: load_source(source) for source in sources}
+    for source, task in tasks.items():
+        note = check_overlap(task, config.allow_overlap)
+        if note:
+            tasks[source] = dataclasses.replace(task, notes=(*task.notes, note))
     unsupplied = {}
     for task in tasks.values():
         if config.metric == "f1_positive" and task.num_labels != 2:

@@ -31,9 +31,13 @@ class RayCluster:
         if self._connected_here:
             connect(address)
         self._cpus = cpus_per_cell
-        self._task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=MAX_RETRIES)(_run)
-        self.slots = cells_at_once(ray.nodes(), cpus_per_cell, gpus_per_cell)
         self._running: dict = {}  # ObjectRef -> the Job it runs
+        try:
+            self.slots = cells_at_once(ray.nodes(), cpus_per_cell, gpus_per_cell)
+        except UsageError:
+            self.close()
+            raise
+        self._task = ray.remote(num_cpus=cpus_per_cell, num_gpus=gpus_per_cell, max_retries=MAX_RETRIES)(_run)
 
     def submit(self, job: Job) -> None:
         # a task may land on any node and holds only the CPUs it declared: it never takes the free threads the
@@ -87,34 +91,38 @@ def connect(address: str | None = None, **local) -> None:
     if address:
         try:
             ray.init(address=address, **quiet)
-        except ConnectionError as exc:
-            raise UsageError(f"cannot connect to the Ray cluster at {address}: {exc}") from None
+        except (ConnectionError, ValueError, ray.exceptions.RayError) as exc:
+            raise UsageError(
+                f"cannot connect to the Ray cluster at {address} ({exc}); a cluster with token authentication also "
+                "needs RAY_AUTH_MODE=token and its token here (docs/cluster.md)"
+            ) from None
         return
     # A local cluster's workers start in this folder but with a fresh sys.path: give them this process's, so they
-    # import the code it imports (this checkout, a test module or a script that registered a method).
-    paths = os.pathsep.join(os.path.abspath(p or os.curdir) for p in sys.path if os.path.exists(p or os.curdir))
-    runtime_env = {"env_vars": {"PYTHONPATH": paths}}
+    # import the code it imports (this checkout, a test module, a script's own methods).
+    paths = [os.path.abspath(p or os.curdir) for p in sys.path if os.path.exists(p or os.curdir)]
+    runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(paths)}}
     ray.init(address="local", include_dashboard=False, runtime_env=runtime_env, **quiet, **local)
 
 
 def cells_at_once(nodes: list[dict], cpus_per_cell: int, gpus_per_cell: float) -> int:
-    """How many cells the cluster runs at once: on each live node, as many as its CPUs (and GPUs) hold."""
-
-    def fits(have: float, need: float) -> int:
-        return math.floor(have / need + 1e-9)  # 1 GPU / 0.1 per cell is 10 cells, not 9
-
+    """How many cells the cluster runs at once (`nodes`: `ray.nodes()`): on each live node, as many as its CPUs and
+    GPUs hold."""
     live = [node["Resources"] for node in nodes if node["Alive"]]
-    slots = sum(
-        min(fits(have.get("CPU", 0), cpus_per_cell), fits(have.get("GPU", 0), gpus_per_cell) if gpus_per_cell else 1e9)
-        for have in live
-    )
-    if slots == 0:  # Ray would hold the tasks forever, waiting for a node that can take one
+    slots = sum(_cells_on(have, cpus_per_cell, gpus_per_cell) for have in live)
+    if slots == 0:  # Ray would hold every task, waiting for a node that can take one
         largest = max(live, key=lambda have: (have.get("GPU", 0), have.get("CPU", 0)), default={})
         raise UsageError(
             f"no node of the Ray cluster can run a cell with --cpus-per-cell {cpus_per_cell} and --gpus-per-cell "
-            f"{gpus_per_cell:g} (its largest has {largest.get('CPU', 0):g} CPUs, {largest.get('GPU', 0):g} GPUs)"
+            f"{gpus_per_cell:g} (its largest has {largest.get('CPU', 0):g} CPUs and {largest.get('GPU', 0):g} GPUs)"
         )
-    return int(slots)
+    return slots
+
+
+def _cells_on(have: dict[str, float], cpus: int, gpus: float) -> int:
+    cells = math.floor(have.get("CPU", 0) / cpus)
+    if gpus:
+        cells = min(cells, math.floor(have.get("GPU", 0) / gpus + 1e-9))  # 1 GPU holds 10 cells of 0.1, not 9
+    return cells
 
 
 def _run(job: Job):

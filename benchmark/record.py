@@ -81,8 +81,10 @@ class Record:
         return self.status == OK
 
     def fail(self, error: BaseException) -> Record:
+        """A failed cell: the error, and none of what the method said (a failed cell has no scores)."""
         self.status = FAILED
         self.error = {"type": type(error).__name__, "message": str(error).strip()[:2000]}
+        self.metrics, self.resolved = {}, {}
         return self
 
     def finish(self) -> Record:

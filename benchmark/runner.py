@@ -18,6 +18,14 @@ from benchmark.scheduler import GridState
 OnRecord = Callable[[Record, "str | None"], None]
 
 
+class Watcher:
+    """Told when a job starts and ends (a display of what is running); does nothing by default."""
+
+    def started(self, job: Job) -> None: ...
+
+    def ended(self, job: Job) -> None: ...
+
+
 class WorkerDied(RuntimeError):
     """The process running a cell died twice under it, the second time alone (most often out of memory)."""
 
@@ -54,29 +62,33 @@ def run_grid(
     stop: StopRequest,
     on_record: OnRecord,
     announce: Callable[[str], None] = print,
+    watcher: Watcher | None = None,
 ) -> None:
     """Run `cells` (and their methods' one-off work) until done or a stop is requested."""
     total = plan.settings.threads * executor.slots
     state = GridState.of(cells, has_one_off_work, plan.settings.threads, total)
+    watcher = watcher or Watcher()
     try:
         while not state.done:
-            _fill(state, executor, stop)
+            _fill(state, executor, stop, watcher)
             if not state.busy:
                 return  # stopped: nothing running, nothing started
             for outcome in executor.wait(timeout=0.5):
+                watcher.ended(outcome.job)
                 _handle(outcome, state, on_record, announce)
     except KeyboardInterrupt:
         executor.cancel()
         raise
 
 
-def _fill(state: GridState, executor: Executor, stop: StopRequest) -> None:
+def _fill(state: GridState, executor: Executor, stop: StopRequest, watcher: Watcher) -> None:
     while len(state.running) + len(state.working) < executor.slots and not stop.requested:
         job = state.next_job()
         if job is None:
             return
         state.started(job)
         executor.submit(job)
+        watcher.started(job)
 
 
 def _handle(outcome: Outcome, state: GridState, on_record: OnRecord, announce: Callable[[str], None]) -> None:

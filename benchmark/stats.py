@@ -108,7 +108,8 @@ def compare_methods(
         values = point[cols]
         low, high, _ = _estimate(values, replicates[:, cols], alpha)
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        summaries[method] = (float(values.mean()), std, len(values), low, high)
+        # every supported metric lies in [0, 1]: so does an interval for its expected value
+        summaries[method] = (float(values.mean()), std, len(values), max(0.0, low), min(1.0, high))
     order = sorted(runs, key=lambda m: -summaries[m][0])  # stable: input order breaks ties
     best = order[0]
 
@@ -121,7 +122,7 @@ def compare_methods(
         values = point[columns(method, shared)] - point[columns(best, shared)]
         diff_replicates = replicates[:, columns(method, shared)] - replicates[:, columns(best, shared)]
         low, high, p = _estimate(values, diff_replicates, alpha)
-        deltas[method] = (float(values.mean()), low, high, len(shared))
+        deltas[method] = (float(values.mean()), max(-1.0, low), min(1.0, high), len(shared))
         p_raw[method] = p
     p_holm = _holm(p_raw)
 

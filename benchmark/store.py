@@ -21,6 +21,7 @@ from benchmark.record import Record, RecordError
 RECORDS = "records.jsonl"
 RUN_INFO = "run.json"
 ERROR_LOG = "errors.log"
+TEST_LABELS = "test-labels.json"  # the test splits' label ids (no texts), which the statistics need
 LOCK = ".lock"
 
 
@@ -53,6 +54,23 @@ def read_records(folder: Path) -> Records:
             except RecordError as exc:
                 skipped.append((number, f"not a record: {exc}"))
     return Records(records, skipped)
+
+
+def read_test_labels(folder: Path) -> dict[str, dict]:
+    """{dataset fingerprint: {"dataset", "label_names", "labels"}}; empty if the folder has none."""
+    try:
+        data = json.loads((Path(folder) / TEST_LABELS).read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def read_run_info(folder: Path) -> dict | None:
+    try:
+        info = json.loads((Path(folder) / RUN_INFO).read_text())
+    except (OSError, ValueError):
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def is_run_folder(path: Path) -> bool:
@@ -106,6 +124,7 @@ class RunFolder:
 
     def __exit__(self, *exc) -> None:
         if self._lock is not None:
+            (self.path / LOCK).write_text("")  # released cleanly: no holder to report to the next run
             self._lock.release()
 
     def _cut_torn_tail(self) -> str | None:
@@ -141,6 +160,19 @@ class RunFolder:
     def log_error(self, header: str, traceback_text: str) -> None:
         with open(self.path / ERROR_LOG, "a", encoding="utf-8") as handle:
             handle.write(f"=== {header}\n{traceback_text}\n")
+
+    def write_test_labels(self, tasks) -> None:
+        """Keep each task's test labels beside the records (by dataset fingerprint), so that reports need nothing
+        but the folder."""
+        path = self.path / TEST_LABELS
+        known = read_test_labels(self.path)
+        for task in tasks:
+            known[task.fingerprint] = {
+                "dataset": task.name,
+                "label_names": list(task.label_names),
+                "labels": task.test.labels.tolist(),
+            }
+        atomic_write_text(path, json.dumps(known, separators=(",", ":")))
 
     def write_run_info(self, info: dict, amend: bool = False) -> None:
         """run.json keeps one entry per invocation (a resumed run appends), newest last. `amend` replaces the

@@ -3,7 +3,7 @@ import json
 import pytest
 from conftest import ROOT
 
-from benchmark import leaderboard
+from benchmark import leaderboard, report
 from benchmark.errors import LockedError, UsageError
 from benchmark.record import SCHEMA_VERSION, Record, RecordError
 from benchmark.store import RunFolder, read_records
@@ -100,26 +100,26 @@ def test_run_info_keeps_every_invocation(tmp_path):
 def test_leaderboard_ranks_by_mean_and_reports_std_and_n():
     records = [record("a", s, v) for s, v in enumerate([0.6, 0.7, 0.8])] + [record("b", s, 0.9) for s in range(2)]
     (section,) = leaderboard.build(records)
-    rows = leaderboard.table_rows(section, "macro_f1")
+    rows = report.cells(section, "macro_f1")
     assert [r["method"] for r in rows] == ["b", "a"]
     assert rows[1]["macro_f1"] == "0.700±0.100 n=3"
-    assert rows[1]["Δ top"] == "-0.250"  # paired over the seeds both finished (0, 1)
+    assert rows[1]["Δ best"] == "-0.250"  # paired over the seeds both finished (0, 1)
 
 
 def test_failed_cells_are_shown_never_averaged_as_zero():
     records = [record("a", 0, 0.8), record("a", 1, 0, status="failed"), record("b", 0, 0, status="failed")]
     (section,) = leaderboard.build(records)
-    rows = leaderboard.table_rows(section, "macro_f1")
+    rows = report.cells(section, "macro_f1")
     assert rows[0]["macro_f1"] == "0.800±0.000 n=1" and rows[0]["cells"] == "1 ok, 1 failed"
     assert rows[1]["method"] == "b" and rows[1]["macro_f1"] == "failed" and rows[1]["rank"] == "—"
-    markdown = leaderboard.render_markdown([section], "macro_f1")
+    markdown = report.markdown(report.analyse(records, "macro_f1", {}))
     assert "| — | b | failed |" in markdown
 
 
 def test_newest_record_of_a_cell_wins():
     records = [record("a", 0, 0, status="failed"), record("a", 0, 0.75)]
     (section,) = leaderboard.build(records)
-    assert leaderboard.table_rows(section, "macro_f1")[0]["cells"] == "1 ok"
+    assert report.cells(section, "macro_f1")[0]["cells"] == "1 ok"
 
 
 def test_variants_of_one_method_are_separate_rows_labelled_by_what_differs():
@@ -138,13 +138,13 @@ def test_budgets_sort_numerically_with_all_last_and_csv_has_numbers():
     records = [record("a", 0, 0.5, shots=s) for s in ("all", 64, 8)]
     sections = leaderboard.build(records)
     assert [s.shots.to_json() for s in sections] == [8, 64, "all"]
-    csv_text = leaderboard.render_csv(sections, "macro_f1")
+    csv_text = report.csv_text(report.analyse(records, "macro_f1", {}))
     assert csv_text.splitlines()[1].startswith("d,m,8,1,a,False,1,0,0.5000,")
 
 
 def test_unlabelled_methods_are_marked():
     (section,) = leaderboard.build([record("mlm", 0, 0.5, uses_unlabelled=True)])
-    assert leaderboard.table_rows(section, "macro_f1")[0]["method"] == "mlm †"
+    assert report.cells(section, "macro_f1")[0]["method"] == "mlm †"
 
 
 def v1(method, seed, score, shots, **extra) -> Record:
@@ -167,7 +167,7 @@ def test_one_off_cost_shows_at_every_budget_of_the_method_and_old_records_show_t
     shown = {
         (section.shots.to_json(), cells["method"]): cells["one-off s"]
         for section in leaderboard.build(records)
-        for cells in leaderboard.table_rows(section, "macro_f1")
+        for cells in report.cells(section, "macro_f1")
     }
     assert shown == {
         (8, "logreg"): "104.5",
@@ -216,5 +216,5 @@ def test_the_leaderboard_pairs_only_cells_that_saw_the_identical_sample():
     top = [record("a", s, 0.8) for s in range(3)]
     other = [record("b", 0, 0.5), record("b", 1, 0.6), record("b", 2, 0.1, sample="another sample")]
     (section,) = leaderboard.build(top + other)
-    rows = leaderboard.table_rows(section, "macro_f1")
-    assert rows[1]["method"] == "b" and rows[1]["Δ top"] == "-0.250"  # seeds 0 and 1 only: (-0.3 - 0.2) / 2
+    rows = report.cells(section, "macro_f1")
+    assert rows[1]["method"] == "b" and rows[1]["Δ best"] == "-0.250"  # seeds 0 and 1 only: (-0.3 - 0.2) / 2

@@ -1,0 +1,730 @@
+"""Every report of a run folder, from its records alone (and the test labels and run.json beside them), written at
+the end of every run and by ``report DIR``:
+
+- leaderboard.md / leaderboard.csv: per (dataset, budget) the ranked methods with intervals and marks, and per
+  budget across datasets;
+- leaderboard.tex: the same in LaTeX (booktabs), best in bold, ties with the best marked;
+- summary.json: one entry per (dataset, budget, method) and the cross-dataset summary per budget, for scripts;
+- plots, PNG and SVG: learning curves, quality against cost with the Pareto front, average ranks;
+- report.html: one self-contained page (tables, plots inline, the environment, the commands, how to cite).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from benchmark import leaderboard
+from benchmark.leaderboard import UNLABELLED_MARK, CrossDataset, Labels, Row, Section
+from benchmark.record import Record
+
+ALPHA = 0.05
+PLOTS = ("learning-curves", "quality-vs-cost")
+CITATION = Path(__file__).resolve().parent.parent / "CITATION.cff"
+
+
+@dataclass
+class Analysis:
+    metric: str
+    sections: list[Section]
+    cross: list[CrossDataset]
+    pool_per_class: dict[str, float]  # dataset -> train-pool examples per class (the x of 'all labels')
+
+    @property
+    def has_statistics(self) -> bool:
+        return any(row.stats is not None for section in self.sections for row in section.rows)
+
+
+def analyse(
+    records: list[Record], metric: str, labels: dict[str, Labels], unsupplied: dict[str, list[str]] | None = None
+) -> Analysis:
+    sections = leaderboard.build(records, metric, labels)
+    pool = {}
+    for record in records:
+        fingerprint_labels = labels.get(record.dataset_fingerprint)
+        if record.ok and record.shots.is_all and record.n_train and fingerprint_labels:
+            pool[record.dataset] = record.n_train / fingerprint_labels.num_labels
+    return Analysis(metric, sections, leaderboard.across_datasets(sections, unsupplied), pool)
+
+
+def of_folder(folder: Path, records: list[Record], metric: str) -> Analysis:
+    """The analysis of `records` of a run folder, with the test labels and unsupplied budgets kept beside them."""
+    from benchmark.store import read_run_info, read_test_labels
+
+    info = read_run_info(folder) or {}
+    stored = read_test_labels(folder)
+    labels = {fp: Labels(np.asarray(v["labels"]), len(v["label_names"])) for fp, v in stored.items()}
+    for dataset in _datasets_of(info):
+        if dataset.get("fingerprint") not in labels:
+            known = _embedded_labels(dataset)
+            if known is not None:
+                labels[dataset["fingerprint"]] = known
+    unsupplied = {}
+    for invocation in info.get("invocations", [info]):
+        for dataset in _datasets_of(invocation):
+            unsupplied[dataset["name"]] = dataset.get("unsupplied_budgets", [])
+    return analyse(records, metric, labels, unsupplied)
+
+
+def _datasets_of(info: dict) -> list[dict]:
+    """The datasets of a run.json entry (schema 1 had one, under 'dataset')."""
+    datasets = info.get("datasets") or ([info["dataset"]] if isinstance(info.get("dataset"), dict) else [])
+    return [d for d in datasets if isinstance(d, dict) and "name" in d and "fingerprint" in d]
+
+
+def _embedded_labels(dataset: dict) -> Labels | None:
+    """The test labels of an embedded dataset named in an older run.json, if it loads with that fingerprint."""
+    from benchmark.embedded import EMBEDDED
+    from benchmark.errors import UsageError
+
+    if dataset["name"] not in EMBEDDED:
+        return None
+    try:
+        task = EMBEDDED[dataset["name"]].load()
+    except UsageError:
+        return None
+    return Labels(task.test.labels, task.num_labels) if task.fingerprint == dataset["fingerprint"] else None
+
+
+def write(folder: Path, analysis: Analysis, info: dict | None) -> list[Path]:
+    """Every report file into `folder`; returns their paths."""
+    folder = Path(folder)
+    files = {
+        "leaderboard.md": markdown(analysis),
+        "leaderboard.csv": csv_text(analysis),
+        "leaderboard.tex": latex(analysis),
+        "summary.json": json.dumps(summary(analysis), indent=1, allow_nan=False),
+    }
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    figures = draw_plots(analysis, folder)
+    (folder / "report.html").write_text(page(analysis, figures, info), encoding="utf-8")
+    plots = [figure.with_suffix(suffix) for figure in figures for suffix in (".png", ".svg")]
+    return [folder / name for name in files] + plots + [folder / "report.html"]
+
+
+# --- table cells --------------------------------------------------------------------------------------------
+
+
+def _stat(values: list[float]) -> str:
+    if not values:
+        return "—"
+    std = (
+        math.sqrt(sum((v - sum(values) / len(values)) ** 2 for v in values) / (len(values) - 1))
+        if len(values) > 1
+        else 0.0
+    )
+    return f"{sum(values) / len(values):.3f}±{std:.3f}"
+
+
+def _seconds(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1f}"
+
+
+def _signed(value: float) -> str:
+    return f"{value:+.3f}"
+
+
+def cells(section: Section, metric: str) -> list[dict[str, str]]:
+    """One section's table as display strings, ranked (the columns of `COLUMNS`)."""
+    out = []
+    top = section.rows[0] if section.rows and section.rows[0].ok else None
+    for rank, row in enumerate(section.rows, 1):
+        values = row.values(metric)
+        stats = row.stats
+        mark = ""
+        if stats is not None:
+            mark = "best" if row is top else ("≈" if stats.tied_with_best else "")
+        row_cells = {
+            "rank": str(rank) if row.ok else "—",
+            "method": row.label + (f" {UNLABELLED_MARK}" if row.uses_unlabelled else ""),
+            "95% CI": f"[{stats.ci_low:.3f}, {stats.ci_high:.3f}]" if stats else "—",
+            "Δ best": _delta(row, top, metric),
+            "p (Holm)": f"{stats.p_holm:.2g}" if stats and stats.p_holm is not None else "—",
+            "≈ best": mark,
+            "accuracy": _stat(row.values("accuracy")),
+            "macro_f1": _stat(row.values("macro_f1")),
+            "train s": _seconds(row.mean("train_seconds")),
+            "predict s": _seconds(row.mean("predict_seconds")),
+            "one-off s": _seconds(row.one_off) if row.one_off >= 0.05 else "—",
+            "cells": f"{len(row.ok)} ok" + (f", {len(row.failed)} failed" if row.failed else ""),
+        }
+        row_cells[metric] = f"{_stat(values)} n={len(values)}" if values else "failed"
+        out.append(row_cells)
+    return out
+
+
+def _delta(row: Row, top: Row | None, metric: str) -> str:
+    if top is None or row is top or not row.values(metric):
+        return "—"
+    stats = row.stats
+    if stats is not None:
+        if stats.n_paired == 0:
+            return "no shared seed"
+        return f"{_signed(stats.delta_to_best)} [{_signed(stats.delta_ci_low)}, {_signed(stats.delta_ci_high)}]"
+    diffs = _paired_differences(row, top, metric)
+    return _signed(sum(diffs) / len(diffs)) if diffs else "—"
+
+
+def _paired_differences(row: Row, top: Row, metric: str) -> list[float]:
+    """Per seed both finished on the identical sample: this row's value minus the top row's. Records from before
+    samples were hashed (None) pair by seed, as they were made."""
+    theirs = {r.seed: (r.sample, r.metrics[metric]) for r in top.ok if metric in r.metrics}
+    return [
+        r.metrics[metric] - theirs[r.seed][1]
+        for r in row.ok
+        if metric in r.metrics
+        and r.seed in theirs
+        and (r.sample == theirs[r.seed][0] or None in (r.sample, theirs[r.seed][0]))
+    ]
+
+
+def columns(metric: str, statistics: bool) -> list[str]:
+    names = ["rank", "method", metric]
+    names += ["95% CI", "Δ best", "p (Holm)", "≈ best"] if statistics else ["Δ best"]
+    names += ["accuracy", "macro_f1", "train s", "predict s", "one-off s", "cells"]
+    return list(dict.fromkeys(names))  # metric may be accuracy or macro_f1 itself
+
+
+def cross_cells(cross: CrossDataset) -> tuple[list[str], list[dict[str, str]]]:
+    """The cross-dataset table of one budget: a row per method, a column per dataset, then the summaries."""
+    summary = cross.summary
+    datasets = list(summary.datasets)
+    rows = []
+    for method in sorted(
+        summary.methods, key=lambda m: (summary.average_rank.get(m) is None, summary.average_rank.get(m) or 0)
+    ):
+        row = {"method": method}
+        for dataset in datasets:
+            mean = summary.per_dataset_means[dataset][method]
+            row[dataset] = "n/a" if dataset in cross.unsupplied else ("—" if mean is None else f"{mean:.3f}")
+        overall = summary.mean_over_datasets[method]
+        rank = summary.average_rank[method]
+        row["mean"] = "incomplete" if overall is None else f"{overall:.3f}"
+        row["avg rank"] = "—" if rank is None else f"{rank:.2f}"
+        row["≈ best on"] = f"{summary.n_tied_with_best[method]} of {len(datasets)}"
+        rows.append(row)
+    return ["method", *datasets, "mean", "avg rank", "≈ best on"], rows
+
+
+# --- markdown and CSV ----------------------------------------------------------------------------------------
+
+
+def footnote(analysis: Analysis) -> str:
+    marked = any(row.uses_unlabelled for section in analysis.sections for row in section.rows)
+    text = f"{UNLABELLED_MARK} also trains on the unlabelled texts of the whole train pool. " if marked else ""
+    text += (
+        "mean±sample std over n seeds; train/predict s: mean per cell; one-off s: what the work every cell of the "
+        "method reuses (frozen features, an adapted encoder) took when it was done."
+    )
+    if analysis.has_statistics:
+        text += (
+            f" 95% CI: the method's expected score over samples and test sets; Δ best: paired difference to the "
+            f"best row over the seeds both finished on the identical sample, with its 95% interval; p (Holm): "
+            f"adjusted over the comparisons with the best; ≈: not distinguishable from the best at α={ALPHA} (the "
+            "best is picked on the same data: the marks describe, they do not prove the leader better). "
+            "docs/statistics.md."
+        )
+    else:
+        text += " Δ best: paired mean difference to the top row (no test labels beside the records: no intervals)."
+    return text
+
+
+def markdown(analysis: Analysis) -> str:
+    parts = [f"# Leaderboard (ranked by {analysis.metric})\n"]
+    names = columns(analysis.metric, analysis.has_statistics)
+    for section in analysis.sections:
+        parts += [f"## {section.title}\n", _md_table(names, cells(section, analysis.metric)), ""]
+    for cross in analysis.cross:
+        parts.append(f"## Across datasets · {cross.budget.label}\n")
+        parts += [_md_table(*cross_cells(cross)), "", _cross_note(cross), ""]
+    parts.append(footnote(analysis) + "\n")
+    return "\n".join(parts)
+
+
+def _cross_note(cross: CrossDataset) -> str:
+    summary = cross.summary
+    note = f"{analysis_mean_note()} "
+    if summary.friedman_p is not None:
+        note += (
+            f"Friedman p = {summary.friedman_p:.2g} over {len(summary.rank_datasets)} datasets; pairwise Wilcoxon "
+            "tests with Holm in summary.json and the rank diagram."
+        )
+    else:
+        note += (summary.test_note or "") + "."
+    if cross.unsupplied:
+        note += f" n/a: {', '.join(cross.unsupplied)} cannot supply {cross.budget.label} (a class is smaller)."
+    return note
+
+
+def analysis_mean_note() -> str:
+    return (
+        "mean: over every dataset, 'incomplete' when one lacks the method's result; avg rank: over the datasets "
+        "where every method has a result (1 = best); ≈ best on: datasets where the method is not distinguishable "
+        "from that dataset's best."
+    )
+
+
+def _md_table(names: list[str], rows: list[dict[str, str]]) -> str:
+    lines = ["| " + " | ".join(names) + " |", "|" + "|".join("---" for _ in names) + "|"]
+    lines += ["| " + " | ".join(row[n] for n in names) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def csv_text(analysis: Analysis) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    stats_fields = ["ci_low", "ci_high", "delta_to_best", "delta_ci_low", "delta_ci_high", "p_holm", "tied_with_best"]
+    header = ["dataset", "model", "shots", "rank", "method", "uses_unlabelled", "n_ok", "n_failed"]
+    header += [f"{name}_{part}" for name in ("accuracy", "macro_f1", "f1_positive") for part in ("mean", "std")]
+    header += [f"{analysis.metric}_{name}" for name in stats_fields]
+    header += ["train_seconds_mean", "predict_seconds_mean", "one_off_seconds"]
+    writer.writerow(header)
+    for section in analysis.sections:
+        for rank, row in enumerate(section.rows, 1):
+            line = [section.dataset, section.model, section.shots.to_json(), rank if row.ok else "", row.label,
+                    row.uses_unlabelled, len(row.ok), len(row.failed)]  # fmt: skip
+            for name in ("accuracy", "macro_f1", "f1_positive"):
+                values = row.values(name)
+                mean = sum(values) / len(values) if values else None
+                std = _std(values)
+                line += [_number(mean, 4), _number(std, 4)]
+            stats = asdict(row.stats) if row.stats else {}
+            line += [
+                _number(stats.get(name), 4) if name != "tied_with_best" else stats.get(name, "")
+                for name in stats_fields
+            ]
+            line += [
+                _number(row.mean("train_seconds"), 2),
+                _number(row.mean("predict_seconds"), 2),
+                _number(row.one_off or None, 2),
+            ]
+            writer.writerow(line)
+    return buffer.getvalue()
+
+
+def _std(values: list[float]) -> float | None:
+    if len(values) < 2:
+        return None
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
+
+
+def _number(value, digits: int) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    return f"{value:.{digits}f}"
+
+
+# --- LaTeX ----------------------------------------------------------------------------------------------------
+
+
+def _tex(text: str) -> str:
+    for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
+        text = text.replace(char, escaped)
+    return text.replace("†", r"$^\dagger$").replace("±", r"$\pm$").replace("≈", r"$\approx$")
+
+
+def latex(analysis: Analysis) -> str:
+    """booktabs tables: per (dataset, budget), and per budget across datasets. Best in bold; a star marks a
+    method not distinguishable from the best (Holm-adjusted paired test, alpha 0.05)."""
+    metric = _tex(analysis.metric)
+    parts = [
+        "% fewshot-bench leaderboards; needs \\usepackage{booktabs}",
+        f"% ranked by {analysis.metric}; mean $\\pm$ sample std over n seeds; * not distinguishable from the best",
+    ]
+    for section in analysis.sections:
+        parts.append(_tex_section(section, analysis.metric, metric))
+    for cross in analysis.cross:
+        parts.append(_tex_cross(cross, metric))
+    return "\n\n".join(parts) + "\n"
+
+
+def _tex_section(section: Section, metric: str, metric_tex: str) -> str:
+    lines = [
+        r"\begin{table}[t]\centering\small",
+        rf"\caption{{{_tex(section.title)}: {metric_tex}, mean $\pm$ std over seeds (n), 95\% interval, paired "
+        r"difference to the best with its 95\% interval. * not distinguishable from the best.}",
+        r"\begin{tabular}{lcccr}",
+        r"\toprule",
+        rf"Method & {metric_tex} & 95\% CI & $\Delta$ best & Train s \\",
+        r"\midrule",
+    ]
+    top = section.rows[0] if section.rows and section.rows[0].ok else None
+    for row in section.rows:
+        values = row.values(metric)
+        name = _tex(row.label + (f" {UNLABELLED_MARK}" if row.uses_unlabelled else ""))
+        if not values:
+            lines.append(rf"{name} & failed & & & \\")
+            continue
+        score = f"{_stat(values)} ({len(values)})"
+        score = (
+            rf"\textbf{{{_tex(score)}}}"
+            if row is top
+            else _tex(score) + ("*" if row.stats and row.stats.tied_with_best else "")
+        )
+        interval = f"[{row.stats.ci_low:.3f}, {row.stats.ci_high:.3f}]" if row.stats else "--"
+        delta = "--" if row is top else _tex(_delta(row, top, metric)).replace("—", "--")
+        lines.append(rf"{name} & {score} & {interval} & {delta} & {_seconds(row.mean('train_seconds'))} \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def _tex_cross(cross: CrossDataset, metric_tex: str) -> str:
+    names, rows = cross_cells(cross)
+    summary = cross.summary
+    best = {d: max((m for m in summary.methods if summary.per_dataset_means[d][m] is not None),
+                   key=lambda m: summary.per_dataset_means[d][m], default=None) for d in summary.datasets}  # fmt: skip
+    lines = [
+        r"\begin{table}[t]\centering\small",
+        rf"\caption{{{metric_tex} across datasets, {_tex(cross.budget.label)}: per-dataset means (best in bold, * "
+        r"not distinguishable from that dataset's best), mean over datasets, average rank.}",
+        r"\begin{tabular}{l" + "c" * (len(names) - 1) + "}",
+        r"\toprule",
+        " & ".join(_tex(n) for n in names) + r" \\",
+        r"\midrule",
+    ]
+    tied = {d: {s.method for s in cross.per_dataset.get(d, []) if s.tied_with_best} for d in summary.datasets}
+    for row in rows:
+        method = row["method"]
+        values = []
+        for name in names:
+            text = _tex(row[name])
+            if name in summary.datasets and best.get(name) == method:
+                text = rf"\textbf{{{text}}}"
+            elif name in summary.datasets and method in tied[name]:
+                text += "*"
+            values.append(text)
+        lines.append(" & ".join(values) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+# --- summary.json ---------------------------------------------------------------------------------------------
+
+
+def summary(analysis: Analysis) -> dict:
+    """For scripts: one entry per (dataset, budget, method) and the cross-dataset summary per budget. NaN and
+    infinities are written as null."""
+    entries = []
+    for section in analysis.sections:
+        for row in section.rows:
+            values = row.values(analysis.metric)
+            entry = {
+                "dataset": section.dataset,
+                "model": section.model,
+                "budget": section.shots.to_json(),
+                "method": row.label,
+                "metric": analysis.metric,
+                "n_failed": len(row.failed),
+                "train_seconds": row.mean("train_seconds"),
+                "predict_seconds": row.mean("predict_seconds"),
+                "one_off_seconds": row.one_off or None,
+            }
+            if row.stats is not None:
+                entry |= {k: v for k, v in asdict(row.stats).items() if k != "method"}
+            else:
+                entry |= {"mean": sum(values) / len(values) if values else None, "std": _std(values), "n": len(values)}
+            entries.append(_finite(entry))
+    return {
+        "metric": analysis.metric,
+        "alpha": ALPHA,
+        "resamples": leaderboard.RESAMPLES,
+        "cells": entries,
+        "across_datasets": [_finite(_cross_json(cross)) for cross in analysis.cross],
+    }
+
+
+def _cross_json(cross: CrossDataset) -> dict:
+    summary = cross.summary
+    return {
+        "budget": cross.budget.to_json(),
+        "datasets": list(summary.datasets),
+        "unsupplied": cross.unsupplied,
+        "methods": {
+            m: {
+                "mean_over_datasets": summary.mean_over_datasets[m],
+                "average_rank": summary.average_rank[m],
+                "n_tied_with_best": summary.n_tied_with_best[m],
+                "n_datasets": summary.n_datasets[m],
+                "per_dataset_means": {d: summary.per_dataset_means[d][m] for d in summary.datasets},
+            }
+            for m in summary.methods
+        },
+        "rank_datasets": list(summary.rank_datasets),
+        "friedman_p": summary.friedman_p,
+        "pairwise_wilcoxon_holm_p": summary.pairwise_p,
+        "test_note": summary.test_note,
+    }
+
+
+def _finite(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+# --- plots ------------------------------------------------------------------------------------------------------
+
+
+def draw_plots(analysis: Analysis, folder: Path) -> list[Path]:
+    """PNG and SVG of each plot; returns the paths without suffix."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.fonttype"] = "path"  # text as shapes: the SVG needs no font from anywhere
+    drawn = []
+    for name, draw in (("learning-curves", _learning_curves), ("quality-vs-cost", _quality_vs_cost)):
+        figure = draw(analysis)
+        if figure is not None:
+            drawn.append(_save(figure, folder / name))
+    for cross in analysis.cross:
+        figure, ax = plt.subplots(figsize=(7, 0.45 * len(cross.summary.methods) + 1.8))
+        from benchmark.stats import draw_rank_diagram
+
+        draw_rank_diagram(cross.summary, ax)
+        ax.set_title(f"{cross.budget.label}: " + ax.get_title(), fontsize="small")
+        drawn.append(_save(figure, folder / f"ranks-{cross.budget}"))
+    return drawn
+
+
+def _save(figure, stem: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure.tight_layout()
+    for suffix in (".png", ".svg"):
+        figure.savefig(stem.with_suffix(suffix), dpi=130, metadata={"Date": None} if suffix == ".svg" else None)
+    plt.close(figure)
+    return stem
+
+
+def _grid(count: int, width: float = 4.2, height: float = 3.2):
+    import matplotlib.pyplot as plt
+
+    columns_ = min(count, 3)
+    rows_ = math.ceil(count / columns_)
+    figure, axes = plt.subplots(rows_, columns_, figsize=(width * columns_, height * rows_), squeeze=False)
+    for ax in axes.flat[count:]:
+        ax.set_axis_off()
+    return figure, list(axes.flat[:count])
+
+
+def _learning_curves(analysis: Analysis):
+    """Per dataset: the metric against examples per class (log), mean over seeds with a band of ± one std."""
+    datasets = sorted({s.dataset for s in analysis.sections})
+    if len({s.shots for s in analysis.sections}) < 2:
+        return None
+    figure, axes = _grid(len(datasets))
+    for ax, dataset in zip(axes, datasets, strict=True):
+        lines: dict[str, list[tuple[float, float, float]]] = {}
+        for section in (s for s in analysis.sections if s.dataset == dataset):
+            x = section.shots.per_class or analysis.pool_per_class.get(dataset)
+            for row in section.rows:
+                values = row.values(analysis.metric)
+                if x and values:
+                    lines.setdefault(row.label, []).append((x, sum(values) / len(values), _std(values) or 0.0))
+        for label, points in sorted(lines.items()):
+            points.sort()
+            xs, means, stds = zip(*points, strict=True)
+            (line,) = ax.plot(xs, means, marker="o", label=label)
+            low = [m - s for m, s in zip(means, stds, strict=True)]
+            high = [m + s for m, s in zip(means, stds, strict=True)]
+            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.15)
+        _log_axis(ax, sorted({x for points in lines.values() for x, _, _ in points}))
+        ax.set_title(dataset, fontsize="medium")
+        ax.set_xlabel("labelled examples per class (all labels: the pool)")
+        ax.set_ylabel(analysis.metric)
+    axes[0].legend(fontsize="x-small")
+    return figure
+
+
+def _quality_vs_cost(analysis: Analysis):
+    """Per budget: each method's metric against its train + one-off seconds per cell (log), averaged over the
+    datasets where it has a result; the Pareto front (no method both better and cheaper) joined."""
+    budgets = sorted({s.shots for s in analysis.sections}, key=lambda b: b.sort_key)
+    figure, axes = _grid(len(budgets))
+    for ax, budget in zip(axes, budgets, strict=True):
+        points = _cost_points(analysis, budget)
+        front = pareto_front(points)
+        for label, (cost, score) in sorted(points.items()):
+            ax.scatter(cost, score, marker="*" if label in front else "o", s=60 if label in front else 25)
+            ax.annotate(label, (cost, score), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
+        if front:
+            ordered = sorted(points[label] for label in front)
+            ax.step(*zip(*ordered, strict=True), where="post", color="grey", linewidth=0.8)
+        _log_axis(ax)
+        ax.set_title(budget.label, fontsize="medium")
+        ax.set_xlabel("train + one-off seconds per cell")
+        ax.set_ylabel(analysis.metric)
+    return figure
+
+
+def _log_axis(ax, ticks: list[float] | None = None) -> None:
+    """A log x axis labelled in plain numbers (at `ticks`, if given)."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    ax.set_xscale("log")
+    if ticks:
+        ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def _cost_points(analysis: Analysis, budget) -> dict[str, tuple[float, float]]:
+    sums: dict[str, list[tuple[float, float]]] = {}
+    for section in (s for s in analysis.sections if s.shots == budget):
+        for row in section.rows:
+            values = row.values(analysis.metric)
+            train = row.mean("train_seconds")
+            if values and train is not None:
+                sums.setdefault(row.label, []).append((train + row.one_off, sum(values) / len(values)))
+    return {label: (sum(c for c, _ in v) / len(v), sum(s for _, s in v) / len(v)) for label, v in sums.items()}
+
+
+def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:
+    """The labels no other point beats on both: at most the cost and at least the score, one of them strictly."""
+    return {
+        label
+        for label, (cost, score) in points.items()
+        if not any(c <= cost and s >= score and (c, s) != (cost, score) for c, s in points.values())
+    }
+
+
+# --- report.html ----------------------------------------------------------------------------------------------
+
+STYLE = """
+body{font:15px/1.45 system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1200px;margin:2em auto;padding:0 1em;
+color:#222}h1{font-size:1.6em}h2{font-size:1.25em;margin-top:2em;border-bottom:1px solid #ddd}
+h3{font-size:1.05em}table{border-collapse:collapse;margin:.6em 0;font-size:13px}
+th,td{padding:3px 8px;border-bottom:1px solid #e4e4e4;text-align:right}th{background:#f6f6f6}
+td:nth-child(2),th:nth-child(2),td.l{text-align:left}tr.best td{font-weight:600}.note{color:#555;font-size:13px}
+pre{background:#f6f6f6;padding:.8em;overflow-x:auto;font-size:12px}figure{margin:1em 0}svg{max-width:100%;height:auto}
+"""
+
+
+def page(analysis: Analysis, figures: list[Path], info: dict | None) -> str:
+    """One self-contained page: no script, no external file, font or request."""
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
+        "<meta name='viewport' content='width=device-width,initial-scale=1'>",
+        f"<title>fewshot-bench report</title><style>{STYLE}</style></head><body>",
+        "<h1>fewshot-bench report</h1>",
+        f"<p class='note'>Ranked by {html.escape(analysis.metric)}. {html.escape(footnote(analysis))}</p>",
+    ]
+    for cross in analysis.cross:
+        names, rows = cross_cells(cross)
+        parts += [f"<h2>Across datasets · {html.escape(cross.budget.label)}</h2>", _html_table(names, rows)]
+        parts.append(f"<p class='note'>{html.escape(_cross_note(cross))}</p>")
+    for figure in figures:
+        svg = figure.with_suffix(".svg").read_text(encoding="utf-8")
+        svg = svg[svg.index("<svg") :]
+        parts.append(f"<h2>{html.escape(figure.name.replace('-', ' '))}</h2><figure>{svg}</figure>")
+    names = columns(analysis.metric, analysis.has_statistics)
+    for section in analysis.sections:
+        parts += [f"<h2>{html.escape(section.title)}</h2>", _html_table(names, cells(section, analysis.metric))]
+    parts += _environment(info) + _citation() + ["</body></html>"]
+    return "\n".join(parts) + "\n"
+
+
+def _html_table(names: list[str], rows: list[dict[str, str]]) -> str:
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = "".join(
+        "<tr" + (" class='best'" if row.get("≈ best") == "best" else "") + ">"
+        + "".join(f"<td>{html.escape(row[n])}</td>" for n in names) + "</tr>"
+        for row in rows
+    )  # fmt: skip
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _environment(info: dict | None) -> list[str]:
+    if not info:
+        return ["<h2>Environment</h2><p class='note'>no run.json beside the records</p>"]
+    invocations = info.get("invocations", [info])
+    commands = "\n".join(
+        f"{i.get('started_at', '?')}  ({i.get('wall_seconds', '?')} s)  "
+        + " ".join(i.get("command") or ["(from Python)"])
+        for i in invocations
+    )
+    last = invocations[-1]
+    stamp = "cpu cpu_count gpu device precision torch_threads jobs python platform project_commit project_dirty version"
+    machine = {k: last.get(k) for k in stamp.split()}
+    rows = [{"what": k, "value": str(v)} for k, v in machine.items()]
+    rows += [{"what": f"package {k}", "value": str(v)} for k, v in (last.get("packages") or {}).items() if v]
+    for dataset in last.get("datasets", []):
+        sizes = f"{dataset['n_train_pool']} train / {dataset['n_test']} test"
+        rows.append({"what": f"dataset {dataset['name']}", "value": f"fingerprint {dataset['fingerprint']}, {sizes}"})
+    model = last.get("model") or {}
+    rows.append({"what": "model", "value": f"{model.get('name')} (fingerprint {model.get('fingerprint')})"})
+    return [
+        "<h2>Commands</h2><pre>" + html.escape(commands) + "</pre>",
+        "<h2>Environment</h2>",
+        _html_table(["what", "value"], rows).replace("<td>", "<td class='l'>"),
+    ]
+
+
+def _citation() -> list[str]:
+    if not CITATION.is_file():
+        return []
+    return ["<h2>How to cite</h2><pre>" + html.escape(CITATION.read_text(encoding="utf-8")) + "</pre>"]
+
+
+# --- the terminal ---------------------------------------------------------------------------------------------
+
+# dropped first when a terminal is too narrow; the ranked metric, the method and the marks always stay whole
+DROP_ORDER = ("predict s", "one-off s", "accuracy", "macro_f1", "p (Holm)", "95% CI", "cells", "train s", "Δ best")
+
+
+def print_rich(analysis: Analysis, console) -> None:
+    from rich.table import Table
+
+    if not analysis.sections:
+        console.print("no finished cells yet")
+        return
+    for section in analysis.sections:
+        rows = cells(section, analysis.metric)
+        names = _fitting(columns(analysis.metric, analysis.has_statistics), rows, analysis.metric, console.width)
+        table = Table(title=section.title, title_justify="left")
+        for name in names:
+            table.add_column(name, justify="left" if name in ("method", "cells") else "right",
+                             no_wrap=name in (analysis.metric, "rank", "≈ best"))  # fmt: skip
+        for row in rows:
+            table.add_row(*(row[n] for n in names), style="red" if row["rank"] == "—" else None)
+        console.print(table)
+    for cross in analysis.cross:
+        names, rows = cross_cells(cross)
+        table = Table(title=f"across datasets · {cross.budget.label}", title_justify="left")
+        for name in names:
+            table.add_column(name, justify="left" if name == "method" else "right")
+        for row in rows:
+            table.add_row(*(row[n] for n in names))
+        console.print(table)
+        console.print(_cross_note(cross), style="dim")
+    console.print(footnote(analysis), style="dim")
+
+
+def _fitting(names: list[str], rows: list[dict[str, str]], metric: str, width: int) -> list[str]:
+    """The columns that fit `width`, dropping the least needed first."""
+
+    def needed(kept: list[str]) -> int:
+        return sum(max(len(n), *(len(r[n]) for r in rows)) + 3 for n in kept) + 1
+
+    kept = list(names)
+    for name in DROP_ORDER:
+        if needed(kept) <= width:
+            break
+        if name in kept and name != metric:
+            kept.remove(name)
+    return kept

@@ -1,0 +1,106 @@
+"""The reports of a run folder: statistics in the tables, summary.json's fields, LaTeX, plots, a self-contained
+HTML page, the cross-dataset summary with n/a and incomplete means, and a terminal that keeps the ranked number
+whole."""
+
+import json
+import re
+
+import numpy as np
+import pytest
+from test_store_and_leaderboard import record
+
+from benchmark import report
+from benchmark.leaderboard import Labels
+
+SUMMARY_FIELDS = {
+    "mean", "std", "n", "ci_low", "ci_high", "delta_to_best", "delta_ci_low", "delta_ci_high", "p_holm",
+    "tied_with_best",
+}  # fmt: skip
+
+
+def predicted(labels: np.ndarray, accuracy: float, seed: int) -> list[int]:
+    """Predictions right on a given share of the test set (which share: by seed)."""
+    rng = np.random.default_rng(seed)
+    right = rng.random(len(labels)) < accuracy
+    return np.where(right, labels, 1 - labels).tolist()
+
+
+def suite_records(labels: np.ndarray, datasets=("d1", "d2"), seeds=3) -> list:
+    quality = {"strong": 0.9, "close": 0.88, "weak": 0.6}
+    records = []
+    for d in datasets:
+        for method, accuracy in quality.items():
+            for seed in range(seeds):
+                predictions = predicted(labels, accuracy, seed + 10 * len(method))
+                score = float(np.mean(np.array(predictions) == labels))
+                r = record(method, seed, score, dataset=d, dataset_fingerprint=f"fp-{d}", predictions=predictions,
+                           n_test=len(labels))  # fmt: skip
+                r.cell = f"{d}-{method}-{seed}"
+                records.append(r)
+    return records
+
+
+@pytest.fixture(scope="module")
+def analysis():
+    labels = np.random.default_rng(0).integers(0, 2, 400)
+    known = {f"fp-{d}": Labels(labels, 2) for d in ("d1", "d2")}
+    return report.analyse(suite_records(labels), "accuracy", known, {"d3": ["8"]})
+
+
+def test_sections_carry_intervals_and_mark_what_is_distinguishable_from_the_best(analysis):
+    section = analysis.sections[0]
+    assert [row.label for row in section.rows] == ["strong", "close", "weak"]
+    strong, close, weak = section.rows
+    assert strong.stats.ci_low < strong.stats.mean < strong.stats.ci_high <= 1
+    assert close.stats.tied_with_best and not weak.stats.tied_with_best
+    cells = report.cells(section, "accuracy")
+    assert [c["≈ best"] for c in cells] == ["best", "≈", ""]
+    assert re.fullmatch(r"-0\.\d{3} \[-0\.\d{3}, [-+]0\.\d{3}\]", cells[2]["Δ best"])
+
+
+def test_summary_json_has_every_field_scripts_read(analysis):
+    data = json.loads(json.dumps(report.summary(analysis)))
+    assert len(data["cells"]) == 2 * 3 and all(SUMMARY_FIELDS <= set(entry) for entry in data["cells"])
+    (cross,) = data["across_datasets"]
+    assert cross["unsupplied"] == ["d3"] and cross["test_note"].startswith("too few datasets for a test")
+    assert cross["methods"]["strong"]["mean_over_datasets"] is None  # d3 has no result: incomplete
+    assert cross["methods"]["strong"]["average_rank"] == 1.0
+
+
+def test_cross_dataset_table_says_n_a_and_incomplete(analysis):
+    names, rows = report.cross_cells(analysis.cross[0])
+    assert names == ["method", "d1", "d2", "d3", "mean", "avg rank", "≈ best on"]
+    assert rows[0]["d3"] == "n/a" and rows[0]["mean"] == "incomplete" and rows[2]["≈ best on"] == "0 of 3"
+
+
+def test_latex_uses_booktabs_bold_for_the_best_and_a_star_for_ties(analysis):
+    tex = report.latex(analysis)
+    assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == 3  # two datasets and the cross table
+    assert r"\textbf{" in tex and re.search(r"close & 0\.\d{3}\$\\pm\$0\.\d{3} \(3\)\*", tex)
+
+
+def test_every_file_is_written_and_the_page_is_self_contained(analysis, tmp_path):
+    written = report.write(tmp_path, analysis, {"invocations": [{"command": ["fewshot-bench", "--seeds", "3"]}]})
+    names = {p.name for p in written}
+    assert {"leaderboard.md", "leaderboard.csv", "leaderboard.tex", "summary.json", "report.html"} <= names
+    assert {"quality-vs-cost.png", "quality-vs-cost.svg", "ranks-8.png", "ranks-8.svg"} <= names
+    assert "learning-curves.png" not in names  # one budget: no curve to draw
+    page = (tmp_path / "report.html").read_text()
+    assert "<svg" in page and "fewshot-bench --seeds 3" in page
+    # nothing to fetch, nothing to run: the only references are the inline plots' own (#id)
+    assert not re.search(r"""(src|href)\s*=\s*(?!["']?#)|url\((?!#)|@import|<script""", page, re.I)
+
+
+def test_the_pareto_front_keeps_what_nothing_beats_on_both_cost_and_score():
+    points = {"cheap": (1.0, 0.6), "dear-good": (100.0, 0.9), "dominated": (50.0, 0.5), "mid": (10.0, 0.8)}
+    assert report.pareto_front(points) == {"cheap", "mid", "dear-good"}
+
+
+def test_a_narrow_terminal_drops_columns_before_it_cuts_the_ranked_number(analysis):
+    from rich.console import Console
+
+    console = Console(width=80, record=True, file=open("/dev/null", "w"))
+    report.print_rich(analysis, console)
+    text = console.export_text()
+    assert re.search(r"0\.\d{3}±0\.\d{3} n=3", text) and "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 80
