@@ -146,7 +146,7 @@ def build_plan(config: RunConfig) -> tuple[Plan, Path]:
     RunFolder.check_writable(out)
     if config.cache_dir is not None:
         check_cache_dir(config.cache_dir)
-    resources = runtime.resolve(config.device, config.precision, config.threads, config.jobs)
+    resources = runtime.resolve(config.device, config.precision, config.threads, config.jobs, config.cache_dir)
     threads = resources.threads
     if config.executor == "ray":
         check_ray()

@@ -86,6 +86,9 @@ def connect(address: str | None = None, **local) -> None:
     with `local` (ray.init's arguments: `num_cpus=2` in the tests). Quiet: no dashboard, no worker output."""
     import ray
 
+    # Ray retries a task its memory monitor killed without limit by default (Ray 2.60), apart from max_retries; the
+    # driver owns the tasks, so its setting bounds them on any cluster
+    os.environ.setdefault("RAY_task_oom_retries", str(MAX_RETRIES))
     address = address or os.environ.get("RAY_ADDRESS")
     quiet = {"log_to_driver": False, "logging_level": logging.ERROR}
     if address:

@@ -11,6 +11,11 @@ from pathlib import Path
 from benchmark.errors import UsageError
 
 GIB_PER_JOB = 4  # memory per worker: model, optimizer state, cached features; setfit at `all` peaks near 3 GB
+GPU_GIB_PER_JOB = 3  # device memory per cell of a small encoder (MiniLM: well under 1 GB; headroom for larger)
+# `--precision auto` on a CPU with native bf16 picks bf16 only once the embedded suite has shown bf16 and fp32
+# agree within the statistics' intervals; that evidence run needs such a CPU (docs/speed.md), so fp32 stays.
+AUTO_BF16_ON_CPU = False
+NATIVE_BF16 = ("amx_bf16", "avx512_bf16", "bf16", "sve_bf16")  # torch.cpu.get_capabilities() keys
 
 
 @dataclass(frozen=True)
@@ -21,7 +26,9 @@ class Resources:
     threads: int  # torch threads per job
 
 
-def resolve(device: str, precision: str, threads: int | None, jobs: int | None) -> Resources:
+def resolve(
+    device: str, precision: str, threads: int | None, jobs: int | None, cache_dir: Path | None = None
+) -> Resources:
     """The run's device, precision, jobs and threads per job, from the user's requests and this machine."""
     device = resolve_device(device)
     cores = os.cpu_count() or 1
@@ -31,19 +38,31 @@ def resolve(device: str, precision: str, threads: int | None, jobs: int | None) 
     total = threads or cores
     if jobs is not None and jobs > total:
         raise UsageError(f"--jobs {jobs} needs at least {jobs} threads, one per job (--threads {total})")
-    jobs = default_jobs(jobs, device, total, available_gib())
+    jobs = default_jobs(jobs, device, total, available_gib(), cache_dir)
     return Resources(device, resolve_precision(precision, device), jobs, max(1, total // jobs))
 
 
-def default_jobs(requested: int | None, device: str, cores: int, available_gib: float) -> int:
-    """Jobs at once: what the user asked; else, on CPU, one 1-thread worker per core as memory allows, and one
-    on an accelerator (cells would queue on it). A few-shot batch's matmuls are small: two 1-thread processes
-    train ~1.3x faster together than one 2-thread process (docs/speed.md)."""
+def default_jobs(
+    requested: int | None, device: str, cores: int, available_gib: float, cache_dir: Path | None = None
+) -> int:
+    """Jobs at once: what the user asked; else, on CPU, one 1-thread worker per core as memory allows (a few-shot
+    batch's matmuls are small: side by side, 1-thread workers train faster than one process with every
+    thread on many CPUs; `split_choice` checks this machine); on a GPU, as many cells as its free memory holds
+    (a 22M-parameter cell uses a few percent of a modern GPU), at most one per core."""
     if requested:
         return requested
+    if device.startswith("cuda"):
+        return max(1, min(cores, int(free_gpu_gib(device) // GPU_GIB_PER_JOB)))
     if not device.startswith("cpu"):
         return 1
-    return max(1, min(cores, int(available_gib // GIB_PER_JOB)))
+    return max(1, min(split_choice(cores, cache_dir), int(available_gib // GIB_PER_JOB)))
+
+
+def free_gpu_gib(device: str) -> float:
+    import torch
+
+    free, _ = torch.cuda.mem_get_info(torch.device(device))
+    return free / 2**30
 
 
 def available_gib() -> float:
@@ -75,14 +94,44 @@ def resolve_device(requested: str) -> str:
 
 
 def resolve_precision(requested: str, device: str) -> str:
-    """bf16 autocast by default only where it is known to be fast (CUDA with bf16); fp32 elsewhere."""
+    """bf16 autocast by default only where it is known to be fast and shown to agree with fp32: CUDA with bf16;
+    a CPU that does bf16 natively and measurably faster, once AUTO_BF16_ON_CPU is set; fp32 elsewhere."""
     if requested != "auto":
         return requested
     import torch
 
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+    if device.startswith("cuda"):
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device == "cpu" and AUTO_BF16_ON_CPU and cpu_has_native_bf16() and bf16_is_faster():
         return "bf16"
     return "fp32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """AMX or AVX512-BF16 (x86), BF16 or SVE-BF16 (Arm), as torch reports the CPU's capabilities."""
+    import torch
+
+    capabilities = torch.cpu.get_capabilities()
+    return any(capabilities.get(name) for name in NATIVE_BF16)
+
+
+def bf16_is_faster(size: int = 1024, seconds: float = 0.3, margin: float = 1.2) -> bool:
+    """A short check in this process: does a bf16 matmul run at least `margin` x the fp32 rate?"""
+    import time
+
+    import torch
+
+    rates = {}
+    generator = torch.Generator().manual_seed(0)  # the global generators stay as they are
+    for dtype in (torch.float32, torch.bfloat16):
+        a, b = (torch.randn(size, size, generator=generator).to(dtype) for _ in range(2))
+        a @ b  # warm-up: kernel selection
+        count, started = 0, time.perf_counter()
+        while time.perf_counter() - started < seconds:
+            a @ b
+            count += 1
+        rates[dtype] = count / (time.perf_counter() - started)
+    return rates[torch.bfloat16] >= margin * rates[torch.float32]
 
 
 def cpu_name() -> str:
@@ -93,3 +142,86 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+# --- how to split a CPU's cores between jobs ------------------------------------------------------------------
+
+SPLIT_MARGIN = 1.05  # side-by-side 1-thread workers must beat one process with every thread by this much
+
+
+def split_choice(cores: int, cache_dir: Path | None) -> int:
+    """Jobs for a CPU run: `cores` 1-thread workers if, on this machine, they train measurably faster side by
+    side than one process with every thread, else 1. Measured once per machine (CPU model, cores, torch) and
+    kept in the cache folder; without one, workers side by side (the faster on most CPUs measured)."""
+    import json
+
+    import torch
+
+    if cores < 2 or cache_dir is None:
+        return cores
+    path = Path(cache_dir) / "machine" / f"{_slug(cpu_name())}-{cores}-torch{torch.__version__}.json"
+    try:
+        facts = json.loads(path.read_text())
+    except (OSError, ValueError):
+        facts = measure_split(cores)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(facts | {"cpu": cpu_name(), "cores": cores, "torch": torch.__version__}))
+    return cores if facts["ratio"] >= SPLIT_MARGIN else 1
+
+
+def measure_split(cores: int, seconds: float = 1.5, rounds: int = 2) -> dict:
+    """Steps/s of a MiniLM-shaped training step (6 blocks, width 384, 16 x 32 tokens) in one process with
+    `cores` threads, against `cores` 1-thread processes started together; the best of `rounds` each,
+    interleaved, as the machine's speed moves."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(cores)
+    pool = context.Pool(cores, initializer=_keep, initargs=(barrier,))
+    try:
+        alone, side_by_side = 0.0, 0.0
+        for _ in range(rounds):
+            alone = max(alone, pool.apply(_steps_per_second, (cores, seconds, False)))
+            side_by_side = max(side_by_side, sum(pool.starmap(_steps_per_second, [(1, seconds, True)] * cores)))
+    finally:
+        pool.terminate()
+    return {"one_process": round(alone, 2), "side_by_side": round(side_by_side, 2), "ratio": side_by_side / alone}
+
+
+_barrier = None
+
+
+def _keep(barrier) -> None:
+    global _barrier
+    _barrier = barrier
+
+
+def _steps_per_second(threads: int, seconds: float, together: bool) -> float:
+    import time
+
+    import torch
+
+    torch.set_num_threads(threads)
+    generator = torch.Generator().manual_seed(0)
+    layer = torch.nn.TransformerEncoderLayer(384, 12, 1536, batch_first=True)
+    model = torch.nn.TransformerEncoder(layer, 6, enable_nested_tensor=False)
+    batch = torch.randn(16, 32, 384, generator=generator)
+    optimizer = torch.optim.AdamW(model.parameters())
+
+    def step() -> None:
+        model(batch).square().mean().backward()
+        optimizer.step()
+        optimizer.zero_grad()
+
+    step()
+    if together:
+        _barrier.wait()
+    count, started = 0, time.perf_counter()
+    while time.perf_counter() - started < seconds:
+        step()
+        count += 1
+    return count / (time.perf_counter() - started)
+
+
+def _slug(text: str) -> str:
+    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower() or "cpu"

@@ -8,7 +8,6 @@ import pytest
 from conftest import ROOT, synthetic_rows, write_csv
 
 from benchmark.cli import main
-from benchmark.runtime import default_jobs
 
 
 def run(args, capsys=None):
@@ -220,18 +219,3 @@ def test_a_real_process_prints_no_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().startswith("fewshot-bench: error: unknown method 'nope'")
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
-
-
-@pytest.mark.parametrize(
-    ("requested", "device", "cores", "gib", "expected"),
-    [
-        (None, "cpu", 2, 24.0, 2),  # this machine: measured, two 1-thread workers are fastest
-        (None, "cpu", 16, 128.0, 16),  # one worker per core
-        (None, "cpu", 16, 9.0, 2),  # ... as memory allows
-        (None, "cpu", 1, 0.5, 1),  # never below one
-        (None, "cuda", 32, 128.0, 1),  # cells would queue on the one accelerator
-        (3, "cuda", 2, 1.0, 3),  # what the user asked
-    ],
-)
-def test_default_jobs_follows_cores_memory_and_device(requested, device, cores, gib, expected):
-    assert default_jobs(requested, device, cores, gib) == expected

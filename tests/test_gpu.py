@@ -30,3 +30,19 @@ def test_grid_on_cuda_with_every_method(tiny_csv, tiny_model, tmp_path):
     assert {r["device"] for r in records} == {"cuda"}
     assert {r["precision"] for r in records} == {"bf16" if torch.cuda.is_bf16_supported() else "fp32"}
     assert all(r["status"] == "ok" for r in records)
+
+
+@cuda
+def test_several_cells_share_one_gpu(tiny_csv, tiny_model, tmp_path):
+    """Worker processes share the device: by default as many as its free memory holds, here two."""
+    from benchmark import runtime
+
+    assert runtime.free_gpu_gib("cuda") > 0
+    args = ["--dataset", str(tiny_csv), "--model", str(tiny_model), "--methods", "full,lora", "--shots", "4",
+            "--seeds", "2", "--device", "cuda", "--jobs", "2", "--set", "full.max_epochs=2",
+            "--set", "lora.max_epochs=2", "--out", str(tmp_path / "run")]  # fmt: skip
+    assert main(args) == 0
+    records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
+    assert (
+        len(records) == 4 and {r["device"] for r in records} == {"cuda"} and all(r["status"] == "ok" for r in records)
+    )

@@ -41,3 +41,26 @@ def test_method_contract(name, data_file, tiny_spec, tmp_path):
     second, _ = execute.run_cell(cell)
     assert second.predictions == first.predictions and second.metrics == first.metrics
     assert second.sample == first.sample
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_every_method_runs_in_the_precision_its_record_states(name, data_file, tiny_spec, tmp_path):
+    """Under bf16 every linear layer a method runs computes in bf16 (autocast): the record's precision is true."""
+    import dataclasses
+
+    import torch
+
+    spec = registry.available()[name]
+    plan = plan_of(data_file, tiny_spec, {name: spec}, {name: small_overrides(spec)}, cache_dir=tmp_path / "cache")
+    cell = dataclasses.replace(plan.cells[0], settings=dataclasses.replace(plan.settings, precision="bf16"))
+    seen = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, output: seen.add(output.dtype) if isinstance(module, torch.nn.Linear) else None
+    )
+    try:
+        execute.run_one_off(cell)  # one-off work (features, the MLM stage) too
+        record, trace = execute.run_cell(cell)
+    finally:
+        hook.remove()
+    assert record.ok and record.precision == "bf16", trace
+    assert seen == {torch.bfloat16}

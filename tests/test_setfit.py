@@ -277,3 +277,22 @@ def test_module_import_is_cheap_and_leaves_the_setfit_library_importable():
     run = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     out = run.stdout
     assert out.split() == ["[]", "setfit", "True"]
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_setfit_trains_and_predicts_in_the_runs_precision(tiny_task, tiny_spec, precision):
+    """A record that says bf16 must come from bf16 work: the body's forwards run in the run's precision."""
+    import torch
+
+    seen = set()
+    hook = torch.nn.modules.module.register_module_forward_hook(
+        lambda module, args, output: seen.add(output.dtype) if type(module).__name__ == "Linear" else None
+    )
+    try:
+        method = available()["setfit"].build({"num_iterations": 2})
+        ctx = Context(tiny_spec, tiny_task.num_labels, 0, precision=precision)
+        method.fit(sampling.sample(tiny_task, Budget(4), 0), ctx)
+        method.predict(tiny_task.test.texts)
+    finally:
+        hook.remove()
+    assert seen == ({torch.bfloat16} if precision == "bf16" else {torch.float32})

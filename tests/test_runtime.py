@@ -1,0 +1,83 @@
+"""Runtime policy: how many jobs, how many threads, which precision, decided from the machine (mocked where this
+machine lacks the hardware)."""
+
+import json
+
+import pytest
+
+from benchmark import runtime
+
+DEFAULT_JOBS = runtime.default_jobs  # conftest replaces it for other tests; the policy itself is tested here
+
+
+@pytest.mark.parametrize(
+    ("requested", "device", "cores", "gib", "gpu_gib", "expected"),
+    [
+        (None, "cpu", 2, 24.0, 0, 2),  # without a measurement: one 1-thread worker per core
+        (None, "cpu", 16, 128.0, 0, 16),
+        (None, "cpu", 16, 9.0, 0, 2),  # ... as memory allows
+        (None, "cpu", 1, 0.5, 0, 1),  # never below one
+        (None, "cuda", 32, 128.0, 10.0, 3),  # several cells share one GPU, as its free memory allows
+        (None, "cuda", 2, 128.0, 70.0, 2),  # ... one per core at most
+        (None, "cuda", 32, 128.0, 1.0, 1),
+        (3, "cuda", 2, 1.0, 1.0, 3),  # what the user asked
+    ],
+)
+def test_default_jobs_follow_cores_memory_and_device(monkeypatch, requested, device, cores, gib, gpu_gib, expected):
+    monkeypatch.setattr(runtime, "free_gpu_gib", lambda device: gpu_gib)
+    assert DEFAULT_JOBS(requested, device, cores, gib) == expected
+
+
+@pytest.mark.parametrize(("ratio", "jobs"), [(1.3, 2), (1.0, 1), (0.8, 1)])
+def test_the_cpu_split_follows_a_measurement_kept_per_machine(tmp_path, monkeypatch, ratio, jobs):
+    measured = []
+    monkeypatch.setattr(runtime, "measure_split", lambda cores: measured.append(cores) or {"ratio": ratio})
+    assert runtime.split_choice(2, tmp_path) == jobs
+    assert runtime.split_choice(2, tmp_path) == jobs and measured == [2]  # measured once, then read back
+    (kept,) = (tmp_path / "machine").iterdir()
+    assert json.loads(kept.read_text())["ratio"] == ratio and runtime.cpu_name().split()[0].lower() in kept.name
+
+
+def test_the_split_is_not_measured_without_a_cache_or_with_one_core(monkeypatch):
+    monkeypatch.setattr(runtime, "measure_split", lambda cores: pytest.fail("measured"))
+    assert runtime.split_choice(4, None) == 4 and runtime.split_choice(1, None) == 1
+
+
+def capabilities(monkeypatch, **flags):
+    import torch
+
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"architecture": "x86_64", **flags})
+
+
+@pytest.mark.parametrize(
+    ("validated", "flags", "faster", "expected"),
+    [
+        (False, {"amx_bf16": True}, True, "fp32"),  # not yet shown to agree with fp32: auto stays fp32
+        (True, {"amx_bf16": True}, True, "bf16"),
+        (True, {"avx512_bf16": True}, True, "bf16"),
+        (True, {"avx512_bf16": True}, False, "fp32"),  # native, but not faster here
+        (True, {"avx2": True}, True, "fp32"),  # no native bf16: emulated bf16 runs at a fraction of fp32
+    ],
+)
+def test_auto_precision_on_cpu_picks_bf16_only_where_native_faster_and_validated(
+    monkeypatch, validated, flags, faster, expected
+):
+    capabilities(monkeypatch, **flags)
+    monkeypatch.setattr(runtime, "AUTO_BF16_ON_CPU", validated)
+    monkeypatch.setattr(runtime, "bf16_is_faster", lambda: faster)
+    assert runtime.resolve_precision("auto", "cpu") == expected
+    assert runtime.resolve_precision("fp32", "cpu") == "fp32" and runtime.resolve_precision("bf16", "cpu") == "bf16"
+
+
+def test_the_bf16_check_runs_and_leaves_the_random_state_alone():
+    import torch
+
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    assert isinstance(runtime.bf16_is_faster(size=64, seconds=0.01), bool)
+    assert torch.equal(torch.get_rng_state(), before)
+
+
+def test_the_split_measurement_runs_and_reports_both_configurations():
+    facts = runtime.measure_split(2, seconds=0.05, rounds=1)
+    assert facts["one_process"] > 0 and facts["side_by_side"] > 0 and facts["ratio"] > 0
