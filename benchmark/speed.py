@@ -238,6 +238,43 @@ def _write_csv(path: Path, split) -> None:
         writer.writerows(zip(split.texts, split.labels.tolist(), strict=True))
 
 
+# --- every method's steps ------------------------------------------------------------------------------------
+
+UNLABELLED_FOR_SPEED = 1000  # texts of the pool a method's one-off work reads here (a whole pool takes minutes)
+
+
+def measure_method(model, method_spec, task: Task, precision: str, shots: int, peak: float) -> list[dict]:
+    """One method at `shots` per class, seed 0, in `precision`: its one-off work (on the first
+    UNLABELLED_FOR_SPEED texts of the pool), training and prediction of the test split, as useful GFLOP/s
+    (`benchmark.flops`) against the measured peak. Phases that do no encoder work are left out."""
+    from benchmark import flops
+    from benchmark.cache import OneOffCache
+    from benchmark.execute import Meter
+
+    flops.install()
+    train = sampling.sample(task, Budget(shots), seed=0)
+    modeling.seed_everything(0)
+    method = method_spec.build()
+    ctx = Context(model, task.num_labels, 0, "cpu", precision, list(task.train.texts[:UNLABELLED_FOR_SPEED]))
+    ctx.cache = OneOffCache(None)
+    phases = {}
+    if hasattr(method, "precompute"):
+        with Meter() as phases["one-off"]:
+            method.precompute(ctx)
+    with Meter() as phases["train"]:
+        method.fit(train, ctx)
+    with Meter() as phases["predict"]:
+        method.predict(list(task.test.texts))
+    rows = []
+    for phase, meter in phases.items():
+        if meter.flops > 0:
+            rate = meter.flops / meter.seconds / 1e9
+            rows.append({"method": method_spec.name, "phase": phase, "precision": precision,
+                         "seconds": round(meter.seconds, 1), "useful GFLOP/s": float(f"{rate:.3g}"),
+                         "efficiency": float(f"{rate / peak:.3g}")})  # fmt: skip
+    return rows
+
+
 # --- the floor under a grid -----------------------------------------------------------------------------
 
 
@@ -341,6 +378,10 @@ def add_arguments(parser) -> None:
     parser.add_argument(
         "--batch-size", type=int, default=16, help="training batch (measured beside 32), also the plain recipe's"
     )
+    parser.add_argument(
+        "--methods", default="all", help="methods whose steps to measure ('all', 'none', or names; default: all)"
+    )
+    parser.add_argument("--method-shots", type=int, default=8, help="budget of the per-method measurement")
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument(
         "--floor", type=Path, metavar="DIR", help="instead: the floor under a finished run folder's grid (below)"
@@ -362,7 +403,7 @@ def main(args) -> int:
     from benchmark.data import load_task
     from benchmark.modeling import resolve_model
 
-    for flag in ("threads", "jobs", "seeds", "epochs", "batch_size"):
+    for flag in ("threads", "jobs", "seeds", "epochs", "batch_size", "method_shots"):
         value = getattr(args, flag)
         if value is not None and value <= 0:
             raise UsageError(f"--{flag.replace('_', '-')}: {value} is not a positive number")
@@ -394,6 +435,17 @@ def main(args) -> int:
     report["throughput"] = rows
     out.print(_table("matmul peak (GFLOP/s)", [report["peak_gflops"]]))
     out.print(_table("throughput vs the measured peak of the dtype used", rows))
+    method_rows = [
+        row
+        for method_spec in _methods(args.methods)
+        for precision in precisions
+        for row in measure_method(
+            spec, method_spec, task, precision, args.method_shots, report["peak_gflops"][precision]
+        )
+    ]
+    if method_rows:
+        report["methods"] = method_rows
+        out.print(_table(f"every method's steps ({args.method_shots} per class, seed 0)", method_rows))
     if args.plain_recipe:
         seeds = list(range(args.seeds))
         comparison = compare_with_plain_recipe(
@@ -404,6 +456,15 @@ def main(args) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
+
+
+def _methods(value: str) -> list:
+    from benchmark import registry
+
+    if value == "none":
+        return []
+    names = list(registry.available()) if value == "all" else [n.strip() for n in value.split(",") if n.strip()]
+    return [spec for spec in registry.resolve(names) if spec.cls is not None and not spec.missing_requirements()]
 
 
 def _table(title: str, rows: list[dict]):

@@ -206,7 +206,8 @@ import sys
 sys.path.insert(0, {folder!r})
 import slow_method
 from benchmark.cli import main
-sys.exit(main(sys.argv[1:]))
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
 """
 
 SLOW_METHOD = """

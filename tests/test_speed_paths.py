@@ -108,6 +108,10 @@ def test_speed_report_runs_and_counts_the_right_matmul_parameters(tiny_csv, tiny
                 "2",
                 "--jobs",
                 "2",
+                "--methods",
+                "full,setfit",
+                "--method-shots",
+                "4",
                 "--json",
                 str(out),
             ]
@@ -123,6 +127,9 @@ def test_speed_report_runs_and_counts_the_right_matmul_parameters(tiny_csv, tiny
         assert row["efficiency"] > 0 and row["padding overhead"] >= 1.0
     # each worker trains the same sample in the same batches as the one-process row
     assert phases[parallel]["padding overhead"] == phases["train (full, batch 16)"]["padding overhead"]
+    steps = {(row["method"], row["phase"]) for row in report["methods"]}
+    assert steps == {("full", "train"), ("full", "predict"), ("setfit", "train"), ("setfit", "predict")}
+    assert all(row["useful GFLOP/s"] > 0 and row["precision"] == "fp32" for row in report["methods"])
     from benchmark.speed import matmul_params
 
     model = modeling.build_classifier(modeling.load_body(modeling.resolve_model(str(tiny_model))), "mean", 2)
