@@ -422,16 +422,11 @@ def main(args) -> int:
     out.print(f"{cpu} · {threads} threads · torch {torch.__version__} · {spec.name} · {task.name}")
     report: dict = {"cpu": cpu, "threads": threads, "model": spec.name, "dataset": task.name}
     report["peak_gflops"] = {p: round(matmul_peak(p), 1) for p in precisions}
-    rows = []
-    for precision in precisions:
-        peak = report["peak_gflops"][precision]
-        # the harness's batch, and the larger one common recipes use (the same loop, fewer optimizer steps)
-        for batch_size in dict.fromkeys([args.batch_size, 32]):
-            rows.append(measure_training(spec, task, precision, batch_size).row(peak))
-        if jobs > 1:  # the grid's default on this machine: cells side by side, threads split between them
-            parallel = measure_parallel_training(spec, task, precision, args.batch_size, jobs, max(1, threads // jobs))
-            rows.append(parallel.row(peak))
-        rows.append(measure_inference(spec, task, precision).row(peak))
+    rows = [
+        row
+        for precision in precisions
+        for row in _loop_rows(spec, task, precision, args.batch_size, jobs, threads, report["peak_gflops"][precision])
+    ]
     report["throughput"] = rows
     out.print(_table("matmul peak (GFLOP/s)", [report["peak_gflops"]]))
     out.print(_table("throughput vs the measured peak of the dtype used", rows))
@@ -456,6 +451,18 @@ def main(args) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return 0
+
+
+def _loop_rows(spec, task: Task, precision: str, batch_size: int, jobs: int, threads: int, peak: float) -> list:
+    """The harness's training loop at its batch and at 32 (the larger one common recipes use), side by side in
+    `jobs` processes as the grid runs cells, and inference."""
+    rows = [measure_training(spec, task, precision, size).row(peak) for size in dict.fromkeys([batch_size, 32])]
+    if jobs > 1:
+        rows.append(
+            measure_parallel_training(spec, task, precision, batch_size, jobs, max(1, threads // jobs)).row(peak)
+        )
+    rows.append(measure_inference(spec, task, precision).row(peak))
+    return rows
 
 
 def _methods(value: str) -> list:

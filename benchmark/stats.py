@@ -93,53 +93,23 @@ def compare_methods(
     runs = {method: dict(sorted(by_seed.items())) for method, by_seed in predictions.items() if by_seed}
     if not runs:
         return []
-    cells = [(method, s) for method, by_seed in runs.items() for s in by_seed]
-    column = {cell: i for i, cell in enumerate(cells)}
-    preds = np.stack([np.asarray(runs[m][s]) for m, s in cells])
-    point = _metric_from_weights(np.ones((1, len(y_true)), np.float32), y_true, preds, metric, num_labels)[0]
-    replicates = _bootstrap_metric(y_true, preds, metric, num_labels, resamples, np.random.default_rng(seed))
-
-    def columns(method: str, seeds: list[int]) -> list[int]:
-        return [column[(method, s)] for s in seeds]
-
-    summaries = {}
-    for method, by_seed in runs.items():
-        cols = columns(method, list(by_seed))
-        values = point[cols]
-        low, high, _ = _estimate(values, replicates[:, cols], alpha)
-        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        # every supported metric lies in [0, 1]: so does an interval for its expected value
-        summaries[method] = (float(values.mean()), std, len(values), max(0.0, low), min(1.0, high))
+    scores = _Scores.of(y_true, runs, metric, num_labels, resamples, np.random.default_rng(seed))
+    summaries = {method: scores.summary(method, list(by_seed), alpha) for method, by_seed in runs.items()}
     order = sorted(runs, key=lambda m: -summaries[m][0])  # stable: input order breaks ties
     best = order[0]
-
     deltas, p_raw = {}, {}
     for method in order[1:]:
         shared = [s for s in runs[method] if s in runs[best]]
         if not shared:
             deltas[method] = (summaries[method][0] - summaries[best][0], float("nan"), float("nan"), 0)
             continue
-        values = point[columns(method, shared)] - point[columns(best, shared)]
-        diff_replicates = replicates[:, columns(method, shared)] - replicates[:, columns(best, shared)]
-        low, high, p = _estimate(values, diff_replicates, alpha)
-        deltas[method] = (float(values.mean()), max(-1.0, low), min(1.0, high), len(shared))
-        p_raw[method] = p
+        *deltas[method], p_raw[method] = scores.difference(method, best, shared, alpha)
     p_holm = _holm(p_raw)
-
     results = []
     for method in order:
         mean, std, n, low, high = summaries[method]
-        if method == best:
-            delta, d_low, d_high, n_paired = 0.0, 0.0, 0.0, n
-        else:
-            delta, d_low, d_high, n_paired = deltas[method]
+        delta, d_low, d_high, n_paired = (0.0, 0.0, 0.0, n) if method == best else deltas[method]
         p_adj = p_holm.get(method)
-        if n_paired == 0:
-            interval = INTERVAL_NONE
-        elif min(n, n_paired) == 1:
-            interval = INTERVAL_TEST_ONLY
-        else:
-            interval = INTERVAL_SEEDS_AND_TEST
         results.append(
             MethodStats(
                 method=method,
@@ -155,12 +125,55 @@ def compare_methods(
                 p_holm=p_adj,
                 tied_with_best=method == best or (p_adj is not None and p_adj >= alpha),
                 n_paired=n_paired,
-                interval=interval,
+                interval=_interval_kind(n, n_paired),
                 resamples=resamples,
                 rng_seed=seed,
             )
         )
     return results
+
+
+def _interval_kind(n: int, n_paired: int) -> str:
+    if n_paired == 0:
+        return INTERVAL_NONE
+    return INTERVAL_TEST_ONLY if min(n, n_paired) == 1 else INTERVAL_SEEDS_AND_TEST
+
+
+@dataclass
+class _Scores:
+    """Every cell's metric on the full test set (`point`) and on each bootstrap resample (`replicates`), with the
+    cells' columns by (method, seed)."""
+
+    point: np.ndarray
+    replicates: np.ndarray
+    column: dict[tuple[str, int], int]
+
+    @classmethod
+    def of(cls, y_true, runs: dict[str, dict[int, np.ndarray]], metric: str, num_labels: int, resamples: int, rng):
+        cells = [(method, s) for method, by_seed in runs.items() for s in by_seed]
+        preds = np.stack([np.asarray(runs[m][s]) for m, s in cells])
+        point = _metric_from_weights(np.ones((1, len(y_true)), np.float32), y_true, preds, metric, num_labels)[0]
+        replicates = _bootstrap_metric(y_true, preds, metric, num_labels, resamples, rng)
+        return cls(point, replicates, {cell: i for i, cell in enumerate(cells)})
+
+    def _columns(self, method: str, seeds: list[int]) -> list[int]:
+        return [self.column[(method, s)] for s in seeds]
+
+    def summary(self, method: str, seeds: list[int], alpha: float) -> tuple[float, float, int, float, float]:
+        """(mean, std, n, ci_low, ci_high) of the method's seeds; every supported metric lies in [0, 1], and so
+        does the interval for its expected value."""
+        cols = self._columns(method, seeds)
+        values = self.point[cols]
+        low, high, _ = _estimate(values, self.replicates[:, cols], alpha)
+        std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+        return float(values.mean()), std, len(values), max(0.0, low), min(1.0, high)
+
+    def difference(self, method: str, best: str, seeds: list[int], alpha: float):
+        """(mean, ci_low, ci_high, n, p) of the method minus the best over `seeds`."""
+        mine, theirs = self._columns(method, seeds), self._columns(best, seeds)
+        values = self.point[mine] - self.point[theirs]
+        low, high, p = _estimate(values, self.replicates[:, mine] - self.replicates[:, theirs], alpha)
+        return float(values.mean()), max(-1.0, low), min(1.0, high), len(seeds), p
 
 
 def summarize_across_datasets(per_dataset: dict[str, list[MethodStats]], alpha: float = 0.05) -> BudgetSummary:

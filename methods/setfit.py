@@ -31,9 +31,9 @@ has the measurements).
 Device: under ``--device cpu`` the library's Trainer is kept on the CPU even where a GPU is visible (it takes
 one by default).
 
-Precision is fp32 whatever ``--precision`` says: setfit's AMP switch (``use_amp``) means fp16 and, with
-Transformers 5, is set after the Trainer has built its accelerator, so it has no effect; ``resolved`` says
-so.
+Precision: the run's. Under bf16 the body's contrastive training, the head's features and prediction run in
+bf16 autocast (setfit's own AMP switch, ``use_amp``, means fp16 and, with Transformers 5, is set after the
+Trainer has built its accelerator, so it has no effect).
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class SetFit:
         from setfit import SetFitModel, Trainer, TrainingArguments
         from sklearn.linear_model import LogisticRegression
 
+        self._placement = ctx.placement
         labels = [int(label) for label in train.labels]
         pairs = pair_count(labels, self.num_iterations)
         steps_per_epoch = math.ceil(pairs / self.batch_size)
@@ -114,7 +115,8 @@ class SetFit:
                 _silence_trainer(trainer, ctx.device)
                 if self.group_by_length:
                     trainer.st_trainer.args.batch_sampler = length_grouped_batches(body.tokenizer, ctx.model.max_length)
-                trainer.train()
+                with ctx.placement.autocast():  # the body's training and the head's features, in the run's precision
+                    trainer.train()
             state = trainer.st_trainer.state
             generated = len(trainer.st_trainer.train_dataset)
 
@@ -129,14 +131,14 @@ class SetFit:
             "step_cap_applied": capped,
             "epochs": round(state.global_step / math.ceil(generated / self.batch_size), 4),
             "max_length": ctx.model.max_length,
-            "precision": "fp32",
         }
         return FitResult(body_params + head_params, body_params + head_params, resolved)
 
     def predict(self, texts: list[str]) -> np.ndarray:
-        predictions = self._model.predict(
-            list(texts), batch_size=64, as_numpy=True, use_labels=False, show_progress_bar=False
-        )
+        with self._placement.autocast():
+            predictions = self._model.predict(
+                list(texts), batch_size=64, as_numpy=True, use_labels=False, show_progress_bar=False
+            )
         return np.asarray(predictions, dtype=np.int64)
 
 
