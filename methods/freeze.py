@@ -17,10 +17,8 @@ on the pooled vector, the shared budget rule), except the learning rate when eve
 (``head_only_lr``, used instead of ``lr`` by ``freeze-head`` and ``freeze-<num_hidden_layers>``): 1e-2, SetFit's
 ``head_learning_rate`` for its differentiable head on a frozen sentence-transformer body (also AdamW with
 weight decay 0.01). At the fine-tuning rate of 5e-5 a head alone barely leaves its random initialisation in
-the budget's 50-100 steps; the book's head-only run (2e-5, 534 steps) ends at training loss 0.696, i.e. ln 2.
-Measured on all-MiniLM-L6-v2 / rt-critics, seeds 0-4, macro-F1 at 8 / 64 per class: lr 5e-5 0.48 / 0.49
-(training loss 0.69: chance), 1e-3 0.57 / 0.65, 3e-3 0.58 / 0.67, 1e-2 0.58 / 0.67; logistic regression on
-the same features 0.59 / 0.67.
+the budget's 50-100 steps (the book's head-only run, 2e-5 for 534 steps, ends at training loss ln 2);
+docs/methods.md has the measurements.
 """
 
 from __future__ import annotations

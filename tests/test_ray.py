@@ -167,21 +167,6 @@ def test_first_ctrl_c_lets_the_running_cells_finish_and_starts_no_other(grid, th
     assert "stopping after the running cells" in capsys.readouterr().err
 
 
-def test_a_killed_worker_is_retried_a_bounded_number_of_times_then_its_cell_fails(grid, throwaway, tmp_path):
-    throwaway("killer", KillsItsWorkerOnSeedOne)
-    throwaway("majority", Majority)
-    attempts = tmp_path / "attempts"
-    run = grid("run", "--methods", "killer,majority", "--shots", "4", "--executor", "ray")
-    assert main(run + ["--set", f"killer.attempts={attempts}"]) == 1
-    records = records_of(tmp_path / "run")
-    assert len(records) == 4  # each cell once: the cells beside a dying one were not lost
-    failed = [r for r in records if r["status"] == "failed"]
-    assert [(r["method"], r["seed"], r["error"]["type"]) for r in failed] == [("killer", 1, "WorkerDied")]
-    assert "each time it was retried" in failed[0]["error"]["message"]
-    pids = attempts.read_text().split()
-    assert len(pids) == 1 + MAX_RETRIES and len(set(pids)) == len(pids)  # a new worker process each time
-
-
 def test_cancel_stops_a_running_task_and_reports_nothing(tiny_csv, tiny_spec, throwaway, tmp_path):
     throwaway("sleeps", Sleeps)
     started = tmp_path / "started"
@@ -204,6 +189,21 @@ def test_cancel_stops_a_running_task_and_reports_nothing(tiny_csv, tiny_spec, th
 
 def node(cpus: float, gpus: float = 0, alive: bool = True) -> dict:
     return {"Alive": alive, "Resources": {"CPU": cpus, "GPU": gpus} if gpus else {"CPU": cpus}}
+
+
+def test_a_killed_worker_is_retried_a_bounded_number_of_times_then_its_cell_fails(grid, throwaway, tmp_path):
+    throwaway("killer", KillsItsWorkerOnSeedOne)
+    throwaway("majority", Majority)
+    attempts = tmp_path / "attempts"
+    run = grid("run", "--methods", "killer,majority", "--shots", "4", "--executor", "ray")
+    assert main(run + ["--set", f"killer.attempts={attempts}"]) == 1
+    records = records_of(tmp_path / "run")
+    assert len(records) == 4  # each cell once: the cells beside a dying one were not lost
+    failed = [r for r in records if r["status"] == "failed"]
+    assert [(r["method"], r["seed"], r["error"]["type"]) for r in failed] == [("killer", 1, "WorkerDied")]
+    assert "each time it was retried" in failed[0]["error"]["message"]
+    pids = attempts.read_text().split()
+    assert len(pids) == 1 + MAX_RETRIES and len(set(pids)) == len(pids)  # a new worker process each time
 
 
 def test_slots_are_the_cells_each_live_node_holds():
