@@ -230,7 +230,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             console.note(note)
         finished = {key for key, record in existing.latest_by_cell().items() if record.ok}
         todo = [cell for cell in plan.cells if config.force or cell.key not in finished]
-        console.announce_plan(plan, out, len(plan.cells) - len(todo))
+        console.announce_plan(plan, out, len(plan.cells) - len(todo), config)
         started = time.perf_counter()
         stop_reason = console.run_grid(plan, todo, folder, config)
         # the grid's wall time, one-off work and worker start-up included

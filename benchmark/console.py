@@ -12,10 +12,11 @@ INTERRUPTED, WRITE_FAILED = "interrupted", "write-failed"
 
 
 def stdout():
-    """Log lines are never cut in two (soft wrap); tables in a log file or CI are not squeezed into 80 columns."""
+    """Log lines are never cut in two (soft wrap); tables in a log file or CI are not squeezed into 80 columns.
+    No markup: labels such as 'lora [lr=0.001]', paths and error messages are printed as they are."""
     from rich.console import Console
 
-    console = Console(highlight=False, soft_wrap=True)
+    console = Console(highlight=False, soft_wrap=True, markup=False)
     if not console.is_terminal:
         console.width = 160
     return console
@@ -24,15 +25,22 @@ def stdout():
 def stderr():
     from rich.console import Console
 
-    return Console(stderr=True, highlight=False, soft_wrap=True)
+    return Console(stderr=True, highlight=False, soft_wrap=True, markup=False)
+
+
+def styled(head: str, style: str, rest: str = ""):
+    """`head` in `style`, then `rest` as it is."""
+    from rich.text import Text
+
+    return Text.assemble((head, style), rest)
 
 
 def note(message: str) -> None:
-    stderr().print(f"[yellow]note:[/] {message}")
+    stderr().print(styled("note:", "yellow", f" {message}"))
 
 
 def warn(message: str) -> None:
-    stderr().print(f"[yellow]warning:[/] {message}")
+    stderr().print(styled("warning:", "yellow", f" {message}"))
 
 
 def warn_unavailable(plan) -> None:
@@ -52,17 +60,21 @@ def warn_unavailable(plan) -> None:
         note(f"{dataset} cannot supply {shown} (a class is smaller): those cells are n/a for it")
 
 
-def announce_plan(plan, out: Path, skipped: int) -> None:
+def announce_plan(plan, out: Path, skipped: int, config) -> None:
     settings = plan.settings
     if len(plan.tasks) == 1:
         (task,) = plan.tasks.values()
         data = f"{task.name} ({len(task.train)} train / {len(task.test)} test, fingerprint {task.fingerprint})"
     else:
         data = f"{len(plan.tasks)} datasets ({', '.join(t.name for t in plan.tasks.values())})"
+    where = f"{plan.jobs} job(s) × {settings.threads} threads"
+    if config.executor == "ray":
+        where = f"Ray tasks of {config.cpus_per_cell} CPU(s)" + (
+            f" and {config.gpus_per_cell:g} GPU each" if config.gpus_per_cell else " each"
+        )
     stdout().print(
-        f"{data} · {settings.model.name} · {settings.device} {settings.precision} · "
-        f"{plan.jobs} job(s) × {settings.threads} threads · {len(plan.cells)} cells"
-        + (f", {skipped} already finished in {out}" if skipped else "")
+        f"{data} · {settings.model.name} · {settings.device} {settings.precision} · {where} · "
+        f"{len(plan.cells)} cells" + (f", {skipped} already finished in {out}" if skipped else "")
     )
 
 
@@ -104,7 +116,7 @@ def run_grid(plan, cells: list, folder, config) -> str | None:
             return INTERRUPTED
         except _CannotWrite as exc:
             executor.cancel()
-            stderr().print(f"[red]stopped:[/] {exc}")
+            stderr().print(styled("stopped:", "red", f" {exc}"))
             return WRITE_FAILED
         finally:
             executor.close()
@@ -149,7 +161,7 @@ class JobLines:
 
 
 def _stopping(progress) -> None:
-    progress.console.print("[yellow]stopping after the running cells (Ctrl-C again to abort now)[/]")
+    progress.console.print("stopping after the running cells (Ctrl-C again to abort now)", style="yellow")
 
 
 def _progress():
@@ -163,7 +175,7 @@ def _progress():
     )
 
     return Progress(
-        TextColumn("[bold]{task.description}"),
+        TextColumn("{task.description}", style="bold", markup=False),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
@@ -174,14 +186,14 @@ def _progress():
     )
 
 
-def cell_line(record: Record, metric: str, with_dataset: bool = False) -> str:
+def cell_line(record: Record, metric: str, with_dataset: bool = False):
     where = f"{record.method} · {record.shots.label} · seed {record.seed}"
     if with_dataset:
         where = f"{record.dataset} · {where}"
     if not record.ok:
-        return f"[red]✗ {where} · {record.error['type']}: {record.error['message'][:160]}[/]"
+        return styled(f"✗ {where} · {record.error['type']}: {record.error['message'][:160]}", "red")
     seconds = f"train {record.train_seconds:.1f}s · predict {record.predict_seconds:.1f}s"
-    return f"[green]✓[/] {where} · {metric} {record.metrics.get(metric, float('nan')):.3f} · {seconds}"
+    return styled("✓", "green", f" {where} · {metric} {record.metrics.get(metric, float('nan')):.3f} · {seconds}")
 
 
 def report(folder: Path, records: list[Record], metric: str) -> bool:
@@ -194,7 +206,7 @@ def report(folder: Path, records: list[Record], metric: str) -> bool:
     try:
         reports.write(folder, analysis, read_run_info(folder))
     except OSError as exc:
-        stderr().print(f"[red]error:[/] cannot write the reports into {folder}: {exc.strerror or exc}")
+        stderr().print(styled("error:", "red", f" cannot write the reports into {folder}: {exc.strerror or exc}"))
         return False
     return True
 
@@ -210,13 +222,19 @@ def conclude(plan, records: list[Record], out: Path, stop_reason: str | None) ->
         return EXIT_FAILED
     if stop_reason == INTERRUPTED:
         unfinished = len(plan.cells) - sum(r.ok for r in records)
-        console.print(f"[yellow]interrupted[/]: re-run the same command to run the {unfinished} unfinished cells")
+        console.print(
+            styled("interrupted", "yellow", f": re-run the same command to run the {unfinished} unfinished cells")
+        )
         return EXIT_INTERRUPTED
     failed = [r for r in records if not r.ok]
     if failed:
         kinds = ", ".join(sorted({r.error["type"] for r in failed}))
         console.print(
-            f"[red]{len(failed)} of {len(plan.cells)} cells failed[/] ({kinds}); tracebacks in {out / 'errors.log'}"
+            styled(
+                f"{len(failed)} of {len(plan.cells)} cells failed",
+                "red",
+                f" ({kinds}); tracebacks in {out / 'errors.log'}",
+            )
         )
         return EXIT_FAILED
     return EXIT_OK
@@ -249,8 +267,8 @@ def print_listing() -> None:
         table.add_row(name, summary, params or "—")
     console.print(table)
     for module, reason in registry.unavailable_modules().items():
-        console.print(f"[yellow]unavailable module[/] {module}: {reason}")
-    console.print("\n[bold]embedded datasets[/] (--dataset NAME[,NAME...], or --suite embedded for all)")
+        console.print(styled("unavailable module", "yellow", f" {module}: {reason}"))
+    console.print(styled("\nembedded datasets", "bold", " (--dataset NAME[,NAME...], or --suite embedded for all)"))
     print_datasets(console)
     console.print("Also: any Hub dataset name (train + test or validation split), through datasets.load_dataset;")
     console.print("a local .csv/.tsv/.jsonl/.parquet file (--test for a test file) or a datasets.save_to_disk folder.")
@@ -263,7 +281,7 @@ def print_datasets(console) -> None:
     from benchmark.sampling import smallest_class
 
     for name, dataset in EMBEDDED.items():
-        console.print(f"  [bold]{name}[/]" + (" (default)" if name == DEFAULT else ""), end="")
+        console.print(styled(f"  {name}", "bold", " (default)" if name == DEFAULT else ""), end="")
         try:
             task = dataset.load()
         except UsageError as exc:

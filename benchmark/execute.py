@@ -12,6 +12,7 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -91,10 +92,12 @@ def run_one_off(cell: Cell) -> float:
     """The one-off work of the cell's method (its `precompute`), left in the cache for its cells; the seconds it
     spent building or loading artifacts. A failure is left for the method's cells to meet and record, each of
     them then trying the work."""
-    ctx = _context(cell, _task(cell), seed=0)
+    uses: list[Use] = []
     with contextlib.suppress(Exception):
+        ctx = _context(cell, _task(cell), seed=0)
+        uses = ctx.uses
         cell.method.cls(**cell.params).precompute(ctx)
-    return _seconds(ctx.uses)
+    return _seconds(uses)
 
 
 @dataclass
@@ -201,11 +204,25 @@ def _prepare(settings: Settings, packages: tuple[str, ...]) -> None:
     """Imports before the first cell, so its timing is the cell's own. A failure here is left for the cells to
     meet and record."""
     flops.install()
+    _check_model(settings.model)
     slot = f"{settings.model.path}|{','.join(packages)}"
     if slot not in _prepared:
         _prepared.add(slot)
         with contextlib.suppress(Exception):
             modeling.preload(settings.model, packages)
+
+
+def _check_model(model) -> None:
+    """The model this process would load is the one the run planned with (another node may hold another)."""
+    if model.path in _prepared:
+        return
+    found = modeling.read_model_folder(model.name, Path(model.path), model.trust_remote_code).fingerprint
+    if found != model.fingerprint:
+        raise RuntimeError(
+            f"the model at {model.path} is not the one the run was planned with (fingerprint {found}, planned "
+            f"{model.fingerprint}): every node must hold the same model files"
+        )
+    _prepared.add(model.path)
 
 
 def _threads() -> int:

@@ -72,7 +72,7 @@ def build(records: list[Record], metric: str = "macro_f1", labels: dict[str, Lab
     """Sections ranked by `metric`; with the test `labels` of a dataset (by fingerprint), its statistics."""
     latest = {r.cell: r for r in records}
     grouped: dict[tuple, dict[tuple, Row]] = defaultdict(dict)
-    variants: dict[tuple, set[str]] = defaultdict(set)
+    variants: dict[str, set[str]] = defaultdict(set)  # per method over the whole run: one label per variant
     fingerprints: dict[tuple, str] = {}
     # the one-off work serves every budget, so every budget's row shows its cost, also where cells loaded it
     one_off: dict[tuple, float] = defaultdict(float)  # (dataset, model, method, variant) -> seconds
@@ -80,7 +80,7 @@ def build(records: list[Record], metric: str = "macro_f1", labels: dict[str, Lab
         variant = _variant(record)
         key = (record.dataset, record.model, record.shots)
         fingerprints[key] = record.dataset_fingerprint
-        variants[(key, record.method)].add(variant)
+        variants[record.method].add(variant)
         new_row = Row(record.method, record.method, record.uses_unlabelled)
         row = grouped[key].setdefault((record.method, variant), new_row)
         (row.ok if record.ok else row.failed).append(record)
@@ -91,8 +91,8 @@ def build(records: list[Record], metric: str = "macro_f1", labels: dict[str, Lab
     for key in sorted(grouped, key=lambda k: (k[0], k[1], k[2].sort_key)):
         for (method, variant), row in grouped[key].items():
             row.one_off = one_off.get((*key[:2], method, variant), 0.0)
-            if len(variants[(key, method)]) > 1:
-                row.label = f"{method} {_variant_label(variant, variants[(key, method)])}"
+            if len(variants[method]) > 1:
+                row.label = f"{method} {_variant_label(variant, variants[method])}"
         section = Section(*key, list(grouped[key].values()), fingerprints[key])
         _rank(section, metric, (labels or {}).get(section.fingerprint))
         sections.append(section)

@@ -146,12 +146,12 @@ def build_plan(config: RunConfig) -> tuple[Plan, Path]:
     RunFolder.check_writable(out)
     if config.cache_dir is not None:
         check_cache_dir(config.cache_dir)
-    resources = runtime.resolve(config.device, config.precision, config.threads, config.jobs, config.cache_dir)
-    threads = resources.threads
     if config.executor == "ray":
-        check_ray()
-        threads = config.cpus_per_cell  # a cell's torch threads are the CPUs it declares
-    run_settings = Settings(model, resources.device, resources.precision, threads, config.cache_dir)
+        resources = ray_resources(config)
+    else:
+        resources = runtime.resolve(config.device, config.precision, config.threads, config.jobs, config.cache_dir)
+    cache_dir = config.cache_dir.absolute() if config.cache_dir else None  # every worker reads the same folder
+    run_settings = Settings(model, resources.device, resources.precision, resources.threads, cache_dir)
     plan = Plan(
         tasks,
         {spec.name: spec for spec in specs},
@@ -165,13 +165,36 @@ def build_plan(config: RunConfig) -> tuple[Plan, Path]:
     return plan, out
 
 
-def check_ray() -> None:
+def ray_resources(config: RunConfig):
+    """Device, precision and threads of cells that run as Ray tasks: chosen from what a cell declares, not from
+    the driver's machine (a cell that declares no GPU must not take one; its threads are the CPUs it declares)."""
     import importlib.util
 
+    from benchmark import runtime
     from benchmark.errors import UsageError
 
     if importlib.util.find_spec("ray") is None:
         raise UsageError("--executor ray needs Ray: pip install 'fewshot-bench[ray]'")
+    if config.cache_dir is None:
+        raise UsageError("--executor ray needs a cache folder every node sees (--cache-dir), not --no-cache")
+    if config.device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device {config.device} with --executor ray: use auto, cpu or cuda (Ray picks the GPU)")
+    gpus = config.gpus_per_cell > 0
+    if config.device == "cuda" and not gpus:
+        raise UsageError("--device cuda with --executor ray needs --gpus-per-cell (a share of a GPU per cell)")
+    if config.device == "cpu" and gpus:
+        raise UsageError("--gpus-per-cell with --device cpu: the cells would hold GPUs they do not use")
+    device = "cuda" if gpus else "cpu"
+    precision = config.precision
+    if precision == "auto":  # the driver may have no GPU to ask: bf16 where it can tell, fp32 otherwise
+        precision = runtime.resolve_precision("auto", device) if device == "cpu" or _driver_sees_cuda() else "fp32"
+    return runtime.Resources(device, precision, 1, config.cpus_per_cell)
+
+
+def _driver_sees_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def check_cache_dir(path: Path) -> None:

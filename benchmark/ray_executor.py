@@ -129,5 +129,6 @@ def _cells_on(have: dict[str, float], cpus: int, gpus: float) -> int:
 
 
 def _run(job: Job):
-    """The task: one job, in a Ray worker process (kept for the next tasks, with what it loaded)."""
+    """The task: one job in a Ray worker process. A CPU task's worker is kept for the next tasks, with what it
+    loaded; Ray starts a fresh one for each GPU task (its default, so that the GPU memory is given back)."""
     return job.run()

@@ -526,7 +526,7 @@ def _learning_curves(analysis: Analysis):
     """Per dataset: the metric against examples per class (log), mean over seeds with a band of ± one std."""
     datasets = sorted({s.dataset for s in analysis.sections})
     if len({s.shots for s in analysis.sections}) < 2:
-        return None
+        return None  # one budget (or none): no curve
     figure, axes = _grid(len(datasets))
     for ax, dataset in zip(axes, datasets, strict=True):
         lines: dict[str, list[tuple[float, float, float]]] = {}
@@ -555,6 +555,8 @@ def _quality_vs_cost(analysis: Analysis):
     """Per budget: each method's metric against its train + one-off seconds per cell (log), averaged over the
     datasets where it has a result; the Pareto front (no method both better and cheaper) joined."""
     budgets = sorted({s.shots for s in analysis.sections}, key=lambda b: b.sort_key)
+    if not budgets:
+        return None  # nothing finished yet
     figure, axes = _grid(len(budgets))
     for ax, budget in zip(axes, budgets, strict=True):
         points = _cost_points(analysis, budget)

@@ -123,7 +123,7 @@ def compare_methods(
                 delta_ci_high=d_high,
                 p_raw=p_raw.get(method),
                 p_holm=p_adj,
-                tied_with_best=method == best or (p_adj is not None and p_adj >= alpha),
+                tied_with_best=bool(method == best or (p_adj is not None and p_adj >= alpha)),
                 n_paired=n_paired,
                 interval=_interval_kind(n, n_paired),
                 resamples=resamples,
@@ -191,7 +191,8 @@ def summarize_across_datasets(per_dataset: dict[str, list[MethodStats]], alpha: 
         for m in methods
     }
     complete = tuple(d for d in datasets if all(means[d][m] is not None for m in methods))
-    table = np.array([[means[d][m] for m in methods] for d in complete], dtype=float).reshape(len(complete), -1)
+    rows = [[means[d][m] for m in methods] for d in complete]
+    table = np.array(rows, dtype=float).reshape(len(complete), len(methods))  # (0, methods) when none is complete
     if complete:
         ranks = stats.rankdata(-table, axis=1, method="average")  # 1 = highest mean; ties share the average rank
         average_rank = {m: float(ranks[:, j].mean()) for j, m in enumerate(methods)}
@@ -372,7 +373,7 @@ def _estimate(per_seed: np.ndarray, replicates: np.ndarray, alpha: float) -> tup
         values = replicates[:, 0]
         low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
         tail = min(np.count_nonzero(values <= 0), np.count_nonzero(values >= 0))
-        return float(low), float(high), min(1.0, 2 * (1 + tail) / (1 + len(values)))
+        return float(low), float(high), min(1.0, 2 * (1 + int(tail)) / (1 + len(values)))
     n_seeds = len(per_seed)
     v_seed = float(np.var(per_seed, ddof=1)) / n_seeds
     v_test = float(np.var(replicates.mean(axis=1), ddof=1))
@@ -380,7 +381,7 @@ def _estimate(per_seed: np.ndarray, replicates: np.ndarray, alpha: float) -> tup
     overlap = max(0.0, (v_per_seed - v_test) / (n_seeds - 1))
     spread, weights = _mixture_spread(v_seed, v_test, overlap, n_seeds)
     half_width = _mixture_quantile(spread, weights, alpha)
-    return estimate - half_width, estimate + half_width, _mixture_p(estimate, spread, weights)
+    return estimate - half_width, estimate + half_width, float(_mixture_p(estimate, spread, weights))
 
 
 @lru_cache(maxsize=64)
@@ -434,7 +435,7 @@ def _mixture_quantile(spread: np.ndarray, weights: np.ndarray, alpha: float) -> 
 
 def _holm(p_values: dict[str, float]) -> dict[str, float]:
     if len(p_values) < 2:  # Holm over one comparison is that comparison; multipletests' gc.collect() costs ~0.1 s
-        return dict(p_values)
+        return {name: float(p) for name, p in p_values.items()}
     from statsmodels.stats.multitest import multipletests
 
     adjusted = multipletests(list(p_values.values()), method="holm")[1]

@@ -118,6 +118,22 @@ def tiny_task(tiny_csv):
     return load_task(str(tiny_csv))
 
 
+@pytest.fixture()
+def throwaway():
+    """Registers methods for one test (name, class) and removes them afterwards."""
+    from benchmark import registry
+
+    names = []
+
+    def add(name, cls):
+        names.append(name)
+        registry.register(name)(cls)
+
+    yield add
+    for name in names:
+        registry.unregister(name)
+
+
 @pytest.fixture(autouse=True)
 def _offline(monkeypatch, tmp_path):
     """Tests never reach the Hub, and never touch the user's cache."""

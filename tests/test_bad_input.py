@@ -238,3 +238,11 @@ def test_long_work_reports_what_is_running_and_how_far_it_got(tiny_csv, tiny_spe
     executor.wait(0)
     assert seen and seen[-1] == ("one-off", "texts encoded", 60, 60)  # the frozen features of every text
     execute.forget()
+
+
+def test_the_ray_executor_without_ray_names_the_install_command(tiny_csv, base, capsys, monkeypatch):
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "ray" else find_spec(name, *a))
+    refused(*run(base + ["--dataset", tiny_csv, "--executor", "ray"], capsys), "pip install 'fewshot-bench[ray]'")

@@ -7,15 +7,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pytest
 from conftest import plan_of
-from test_reliability import comparable, records_of
+from test_reliability import Majority, comparable, records_of
 
-from benchmark import registry
 from benchmark.cli import main
 from benchmark.execute import CELL, Job
-from benchmark.record import FitResult
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'fewshot-bench[ray]'")
 
@@ -51,31 +48,6 @@ def submitted(monkeypatch):
 
     monkeypatch.setattr(RayCluster, "submit", spy)
     return jobs
-
-
-@pytest.fixture()
-def throwaway():
-    names = []
-
-    def add(name, cls):
-        names.append(name)
-        registry.register(name)(cls)
-
-    yield add
-    for name in names:
-        registry.unregister(name)
-
-
-@dataclass
-class Majority:
-    """Predicts the majority label of its sample."""
-
-    def fit(self, train, ctx):
-        self.label = int(np.bincount(train.labels).argmax())
-        return FitResult(1, 1)
-
-    def predict(self, texts):
-        return np.full(len(texts), self.label)
 
 
 @dataclass
@@ -224,3 +196,19 @@ def _alive(pid: int) -> bool:
     import psutil
 
     return psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--no-cache"], "needs a cache folder every node sees"),
+        (["--device", "cuda"], "--device cuda with --executor ray needs --gpus-per-cell"),
+        (["--device", "cuda:1"], "use auto, cpu or cuda"),
+        (["--device", "cpu", "--gpus-per-cell", "0.5"], "the cells would hold GPUs they do not use"),
+        (["--gpus-per-cell", "1.5"], "is not a GPU share"),
+    ],
+)
+def test_ray_settings_that_cannot_work_are_one_line(grid, capsys, flags, message):
+    code = main(grid("run", "--methods", "logreg", "--executor", "ray", *flags))
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and message in err[0], err

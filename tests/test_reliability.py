@@ -45,19 +45,6 @@ def args(tiny_csv, tiny_model, tmp_path):
     ]
 
 
-@pytest.fixture()
-def throwaway():
-    names = []
-
-    def add(name, cls):
-        names.append(name)
-        registry.register(name)(cls)
-
-    yield add
-    for name in names:
-        registry.unregister(name)
-
-
 @dataclass
 class FailsOnSeedOne:
     """Raises on seed 1, otherwise predicts the majority label."""

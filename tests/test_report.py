@@ -105,3 +105,30 @@ def test_a_narrow_terminal_drops_columns_before_it_cuts_the_ranked_number(analys
     text = console.export_text()
     assert re.search(r"0\.\d{3}±0\.\d{3} n=3", text) and "…" not in text
     assert max(len(line) for line in text.splitlines()) <= 80
+
+
+def test_a_variant_keeps_one_label_across_datasets_and_the_terminal_prints_it_whole(capsys):
+    """A variant run on some datasets only: its label is the same everywhere, and the default is labelled on the
+    dataset where it is the only variant too (else the cross-dataset table splits one method into two rows). The
+    label's brackets are text, not terminal markup."""
+    from benchmark.console import stdout
+
+    labels = np.random.default_rng(1).integers(0, 2, 100)
+    records = []
+    for d in ("d1", "d2"):
+        for seed in range(2):
+            variants = [{"lr": 1}] + ([{"lr": 2}] if d == "d1" else [])
+            for params in variants:
+                r = record("lora", seed, 0.7, dataset=d, dataset_fingerprint=f"fp-{d}", params=params,
+                           predictions=predicted(labels, 0.7, seed), n_test=100)  # fmt: skip
+                r.cell = f"{d}-{seed}-{params}"
+                records.append(r)
+    analysis = report.analyse(records, "accuracy", {f"fp-{d}": Labels(labels, 2) for d in ("d1", "d2")}, {})
+    assert [sorted(row.label for row in s.rows) for s in analysis.sections] == [
+        ["lora [lr=1]", "lora [lr=2]"],
+        ["lora [lr=1]"],
+    ]
+    (cross,) = analysis.cross
+    assert set(cross.summary.methods) == {"lora [lr=1]", "lora [lr=2]"}
+    report.print_rich(analysis, stdout())
+    assert "lora [lr=2]" in capsys.readouterr().out

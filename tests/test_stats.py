@@ -3,6 +3,7 @@ scikit-posthocs, pairing over shared seeds, and the cross-dataset summary. Every
 
 from __future__ import annotations
 
+import json
 from functools import cache
 
 import numpy as np
@@ -144,6 +145,20 @@ def test_holm_adjusts_the_comparisons_with_the_best():
     assert (best.p_raw, best.p_holm, best.tied_with_best) == (None, None, True)
 
 
+@pytest.mark.parametrize("n_methods,n_seeds", [(2, 1), (2, 3), (3, 3)])
+def test_every_field_is_a_plain_python_value_as_summary_json_writes_it(n_methods, n_seeds):
+    """numpy scalars (np.bool_, np.float64) broke json.dumps in report.summary; a plain type is a JSON type."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 60)
+    predictions = {
+        f"m{i}": {s: np.where(rng.random(60) < 0.7, y, 1 - y) for s in range(n_seeds)} for i in range(n_methods)
+    }
+    for result in compare_methods(y, predictions, "macro_f1", 2, resamples=200, seed=1):
+        for name, value in vars(result).items():
+            assert value is None or type(value) in (bool, int, float, str), (name, type(value))
+        json.dumps(vars(result), allow_nan=False)
+
+
 def predictions_with_accuracies(y: np.ndarray, accuracies: dict[int, float]) -> dict[int, np.ndarray]:
     """seed -> predictions that get exactly the given share of y right (the first ones)."""
     out = {}
@@ -269,6 +284,14 @@ def test_summary_means_ranks_ties_and_incomplete_datasets():
     assert summary.average_rank == {"a": pytest.approx(1.25), "b": pytest.approx(1.75), "c": pytest.approx(3.0)}
     assert summary.n_datasets == {"a": 3, "b": 3, "c": 2}
     assert summary.n_tied_with_best == {"a": 3, "b": 2, "c": 0}
+
+
+def test_summary_when_no_dataset_has_every_method():
+    """Each method ran on a different dataset (a variant run on one dataset only): means per dataset, no ranks."""
+    summary = summarize_across_datasets({"d1": [row("a", 0.9, tied=True)], "d2": [row("b", 0.7, tied=True)]})
+    assert summary.rank_datasets == () and summary.average_rank == {"a": None, "b": None}
+    assert summary.mean_over_datasets == {"a": None, "b": None}
+    assert "too few datasets" in summary.test_note
 
 
 def random_datasets(n_datasets: int, seed: int = 12) -> dict[str, list[MethodStats]]:
