@@ -530,8 +530,11 @@ def _learning_curves(analysis: Analysis):
     figure, axes = _grid(len(datasets))
     for ax, dataset in zip(axes, datasets, strict=True):
         lines: dict[str, list[tuple[float, float, float]]] = {}
+        ticks: dict[float, str] = {}
         for section in (s for s in analysis.sections if s.dataset == dataset):
             x = section.shots.per_class or analysis.pool_per_class.get(dataset)
+            if x:
+                ticks[x] = f"{x:g}" if section.shots.per_class else f"all\n(~{x:,.0f})"
             for row in section.rows:
                 values = row.values(analysis.metric)
                 if x and values:
@@ -543,9 +546,9 @@ def _learning_curves(analysis: Analysis):
             low = [m - s for m, s in zip(means, stds, strict=True)]
             high = [m + s for m, s in zip(means, stds, strict=True)]
             ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.15)
-        _log_axis(ax, sorted({x for points in lines.values() for x, _, _ in points}))
+        _log_axis(ax, {x: ticks[x] for x in sorted({x for points in lines.values() for x, _, _ in points})})
         ax.set_title(dataset, fontsize="medium")
-        ax.set_xlabel("labelled examples per class (all labels: the pool)")
+        ax.set_xlabel("labelled examples per class (all: the pool's mean per class)")
         ax.set_ylabel(analysis.metric)
     axes[0].legend(fontsize="x-small")
     return figure
@@ -574,14 +577,15 @@ def _quality_vs_cost(analysis: Analysis):
     return figure
 
 
-def _log_axis(ax, ticks: list[float] | None = None) -> None:
-    """A log x axis labelled in plain numbers (at `ticks`, if given)."""
+def _log_axis(ax, ticks: dict[float, str] | None = None) -> None:
+    """A log x axis labelled in plain numbers, or at `ticks` with their labels."""
     from matplotlib.ticker import FuncFormatter, NullFormatter
 
     ax.set_xscale("log")
     if ticks:
-        ax.set_xticks(ticks)
-    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.set_xticks(list(ticks), list(ticks.values()))
+    else:
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 

@@ -132,3 +132,20 @@ def test_a_variant_keeps_one_label_across_datasets_and_the_terminal_prints_it_wh
     assert set(cross.summary.methods) == {"lora [lr=1]", "lora [lr=2]"}
     report.print_rich(analysis, stdout())
     assert "lora [lr=2]" in capsys.readouterr().out
+
+
+def test_learning_curves_put_all_labels_at_the_pool_and_name_it():
+    from benchmark.budget import Budget
+
+    labels = np.random.default_rng(2).integers(0, 2, 50)
+    records = []
+    for shots, n_train in ((8, 16), ("all", 1001)):
+        for seed in range(2):
+            r = record("full", seed, 0.7, shots=shots, n_train=n_train, predictions=predicted(labels, 0.7, seed),
+                       n_test=50)  # fmt: skip
+            records.append(r)
+    analysis = report.analyse(records, "accuracy", {"f": Labels(labels, 2)})
+    assert {s.shots for s in analysis.sections} == {Budget.parse("8"), Budget.parse("all")}
+    figure = report._learning_curves(analysis)
+    ticks = [t.get_text() for t in figure.axes[0].get_xticklabels()]
+    assert ticks == ["8", "all\n(~500)"]  # 1,001 pool examples over 2 classes
