@@ -5,8 +5,9 @@ The rules, in order:
   another may pass alone); if it dies alone it failed.
 - One-off work (a method's `precompute`: frozen features, an adapted encoder) goes first, one such task at a
   time, so that two workers never build the same shared artifact; the method's cells wait for it.
-- Then the next cell of the earliest budget still pending, of the method whose finished cells took longest
-  (a method not yet timed first): every worker stays busy to the end instead of one finishing a long cell alone.
+- Then a cell of the earliest budget and seed still pending (an interrupted grid has comparable rows: every
+  method and dataset at the small budgets and first seeds), of the method whose finished cells took longest (a
+  method not yet timed first): every worker stays busy to the end instead of one finishing a long cell alone.
 - A task that nothing else can run beside, now or before it ends, gets every free thread: a lone cell, the
   last cells of a grid, one-off work that every pending cell waits for.
 """
@@ -136,13 +137,16 @@ class GridState:
 
 
 def next_cell(pending: list[Cell], seconds: dict[tuple[str, str], list[float]]) -> Cell:
-    """Of the earliest budget still pending (an interrupted grid keeps comparable rows at the small budgets), the
-    cell of the method whose finished cells took longest (at this budget if any finished, else at any), a method
-    not yet timed first; plan order among equals."""
+    """Of the earliest budget and seed still pending (plan order is budget, seed, dataset, method), the cell of
+    the method whose finished cells took longest (at this budget if any finished, else at any), a method not yet
+    timed first; plan order among equals. Longest-first within one seed is what keeps workers busy at the end,
+    where the last seed's cells are shared out; across seeds it would only run one method's cells of every seed
+    before another method's first."""
 
     def expected(cell: Cell) -> float:
         here = seconds.get((cell.method.name, str(cell.budget)))
         anywhere = [s for (method, _), values in seconds.items() if method == cell.method.name for s in values]
         return float(np.mean(here or anywhere)) if anywhere else float("inf")
 
-    return max((c for c in pending if c.budget == pending[0].budget), key=expected)
+    first = pending[0]
+    return max((c for c in pending if (c.budget, c.seed) == (first.budget, first.seed)), key=expected)

@@ -95,11 +95,13 @@ def test_a_cell_whose_worker_died_runs_again_alone_and_fails_if_it_dies_alone():
     assert start(grid).cell == c
 
 
-def test_a_free_worker_takes_the_longest_cell_of_the_earliest_pending_budget():
+def test_a_free_worker_takes_the_longest_cell_of_the_earliest_pending_budget_and_seed():
     cells = [cell(m, shots, seed) for shots in (8, 64) for seed in (0, 1) for m in "abc"]
     assert next_cell(cells, {}) == cells[0]  # nothing timed yet: plan order
     timed = {("a", "8"): [1.0], ("b", "8"): [30.0], ("c", "8"): [5.0]}
     assert next_cell(cells[3:], timed) == cells[4]  # b, seed 1: the slowest method at this budget
+    # seed 0 still has a's cell: it runs before b's seed-1 cell, so every method has seed 0 first
+    assert next_cell([cells[0], *cells[3:]], timed) == cells[0]
     later = cells[6:]  # only budget 64 left: same-budget timings win over other budgets'
     assert next_cell(later, timed) == cells[7]
     assert next_cell(later, timed | {("c", "64"): [100.0], ("b", "64"): [40.0]}) == cells[8]
