@@ -157,6 +157,7 @@ class CrossDataset:
     summary: BudgetSummary
     unsupplied: list[str]  # datasets that cannot supply this budget (n/a)
     per_dataset: dict[str, list[MethodStats]]  # the statistics the summary was made from
+    uses_unlabelled: frozenset[str] = frozenset()  # labels of the methods that read the unlabelled pool
 
 
 def across_datasets(sections: list[Section], unsupplied: dict[str, list[str]] | None = None) -> list[CrossDataset]:
@@ -175,5 +176,8 @@ def across_datasets(sections: list[Section], unsupplied: dict[str, list[str]] | 
         if len(by_budget[budget]) + len(missing) < 2:
             continue
         per_dataset = dict(by_budget[budget]) | {d: [] for d in missing}
-        out.append(CrossDataset(budget, summarize_across_datasets(per_dataset), missing, per_dataset))
+        unlabelled = frozenset(
+            row.label for section in sections if section.shots == budget for row in section.rows if row.uses_unlabelled
+        )
+        out.append(CrossDataset(budget, summarize_across_datasets(per_dataset), missing, per_dataset, unlabelled))
     return out

@@ -198,10 +198,8 @@ def cross_cells(cross: CrossDataset) -> tuple[list[str], list[dict[str, str]]]:
     summary = cross.summary
     datasets = list(summary.datasets)
     rows = []
-    for method in sorted(
-        summary.methods, key=lambda m: (summary.average_rank.get(m) is None, summary.average_rank.get(m) or 0)
-    ):
-        row = {"method": method}
+    for method in _by_rank(summary):
+        row = {"method": method + (f" {UNLABELLED_MARK}" if method in cross.uses_unlabelled else "")}
         for dataset in datasets:
             mean = summary.per_dataset_means[dataset][method]
             row[dataset] = "n/a" if dataset in cross.unsupplied else ("—" if mean is None else f"{mean:.3f}")
@@ -212,6 +210,11 @@ def cross_cells(cross: CrossDataset) -> tuple[list[str], list[dict[str, str]]]:
         row["≈ best on"] = f"{summary.n_tied_with_best[method]} of {len(datasets)}"
         rows.append(row)
     return ["method", *datasets, "mean", "avg rank", "≈ best on"], rows
+
+
+def _by_rank(summary) -> list[str]:
+    """The methods by average rank, those without one last: the cross-dataset table's row order."""
+    return sorted(summary.methods, key=lambda m: (summary.average_rank[m] is None, summary.average_rank[m] or 0))
 
 
 # --- markdown and CSV ----------------------------------------------------------------------------------------
@@ -392,8 +395,7 @@ def _tex_cross(cross: CrossDataset, metric_tex: str) -> str:
         r"\midrule",
     ]
     tied = {d: {s.method for s in cross.per_dataset.get(d, []) if s.tied_with_best} for d in summary.datasets}
-    for row in rows:
-        method = row["method"]
+    for method, row in zip(_by_rank(summary), rows, strict=True):
         values = []
         for name in names:
             text = _tex(row[name])

@@ -149,3 +149,19 @@ def test_learning_curves_put_all_labels_at_the_pool_and_name_it():
     figure = report._learning_curves(analysis)
     ticks = [t.get_text() for t in figure.axes[0].get_xticklabels()]
     assert ticks == ["8", "all\n(~500)"]  # 1,001 pool examples over 2 classes
+
+
+def test_the_cross_dataset_tables_mark_a_method_that_reads_the_unlabelled_pool():
+    labels = np.random.default_rng(0).integers(0, 2, 100)
+    records = []
+    for d in ("d1", "d2"):
+        for method, accuracy, unlabelled in (("tapt", 0.9, True), ("plain", 0.6, False)):
+            for seed in range(2):
+                r = record(method, seed, accuracy, dataset=d, dataset_fingerprint=f"fp-{d}", uses_unlabelled=unlabelled,
+                           predictions=predicted(labels, accuracy, seed), n_test=100)  # fmt: skip
+                r.cell = f"{d}-{method}-{seed}"
+                records.append(r)
+    analysis = report.analyse(records, "accuracy", {f"fp-{d}": Labels(labels, 2) for d in ("d1", "d2")})
+    _, rows = report.cross_cells(analysis.cross[0])
+    assert [row["method"] for row in rows] == ["tapt †", "plain"]
+    assert r"tapt $^\dagger$ & \textbf{" in report.latex(analysis)  # still bold as each dataset's best
