@@ -232,9 +232,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         todo = [cell for cell in plan.cells if config.force or cell.key not in finished]
         console.announce_plan(plan, out, len(plan.cells) - len(todo), config)
         started = time.perf_counter()
-        stop_reason = console.run_grid(plan, todo, folder, config)
+        stop_reason, one_offs = console.run_grid(plan, todo, folder, config)
         # the grid's wall time, one-off work and worker start-up included
-        ended = {"cells_run": len(todo), "wall_seconds": round(time.perf_counter() - started, 1)}
+        ended = {"cells_run": len(todo), "wall_seconds": round(time.perf_counter() - started, 1), "one_off": one_offs}
         if stop_reason != console.WRITE_FAILED:
             folder.write_run_info(info | ended | {"interrupted": stop_reason == "interrupted"}, amend=True)
         latest = read_records(out).latest_by_cell()

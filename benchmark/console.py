@@ -82,9 +82,10 @@ class _CannotWrite(Exception):
     pass
 
 
-def run_grid(plan, cells: list, folder, config) -> str | None:
+def run_grid(plan, cells: list, folder, config) -> tuple[str | None, list[dict]]:
     """Run the pending cells, appending each record as it finishes. Returns why the grid stopped early, if it
-    did: INTERRUPTED (Ctrl-C) or WRITE_FAILED (the records file could not be written)."""
+    did (INTERRUPTED: Ctrl-C; WRITE_FAILED: the records file could not be written), and the one-off work done
+    as jobs of their own: {"method", "dataset", "seconds", "threads"} each, for run.json."""
     from benchmark.runner import StopRequest
     from benchmark.runner import run_grid as drive
 
@@ -100,6 +101,15 @@ def run_grid(plan, cells: list, folder, config) -> str | None:
         out.print(cell_line(record, metric, with_dataset=len(plan.tasks) > 1))
         progress.advance(bar)
 
+    one_offs: list[dict] = []
+
+    def on_one_off(job, seconds: float) -> None:
+        cell = job.cell
+        one_offs.append({"method": cell.method.name, "dataset": cell.dataset, "seconds": round(seconds, 1),
+                         "threads": job.threads})  # fmt: skip
+        if seconds >= 1:
+            progress.console.print(f"one-off work for {cell.method.name} on {cell.dataset}: {seconds:.0f} s")
+
     with tempfile.TemporaryDirectory(prefix="fewshot-bench-") as scratch:
         if plan.settings.cache_dir is None and plan.jobs > 1:  # --no-cache: workers still share one-off work
             plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings, cache_dir=Path(scratch)))
@@ -110,14 +120,14 @@ def run_grid(plan, cells: list, folder, config) -> str | None:
                 bar = progress.add_task("cells", total=len(cells))
                 jobs = JobLines(progress, with_dataset=len(plan.tasks) > 1)
                 executor.on_progress = jobs.progressed
-                drive(plan, cells, executor, stop, on_record, lambda line: progress.console.print(line), jobs)
-                return INTERRUPTED if stop.requested else None
+                drive(plan, cells, executor, stop, on_record, on_one_off, jobs)
+                return (INTERRUPTED if stop.requested else None), one_offs
         except KeyboardInterrupt:
-            return INTERRUPTED
+            return INTERRUPTED, one_offs
         except _CannotWrite as exc:
             executor.cancel()
             stderr().print(styled("stopped:", "red", f" {exc}"))
-            return WRITE_FAILED
+            return WRITE_FAILED, one_offs
         finally:
             executor.close()
 

@@ -16,6 +16,7 @@ from benchmark.record import Record
 from benchmark.scheduler import GridState
 
 OnRecord = Callable[[Record, "str | None"], None]
+OnOneOff = Callable[[Job, float], None]  # one-off work ended: its job (threads included) and its seconds
 
 
 class Watcher:
@@ -61,7 +62,7 @@ def run_grid(
     executor: Executor,
     stop: StopRequest,
     on_record: OnRecord,
-    announce: Callable[[str], None] = print,
+    on_one_off: OnOneOff = lambda job, seconds: None,
     watcher: Watcher | None = None,
 ) -> None:
     """Run `cells` (and their methods' one-off work) until done or a stop is requested."""
@@ -75,7 +76,7 @@ def run_grid(
                 return  # stopped: nothing running, nothing started
             for outcome in executor.wait(timeout=0.5):
                 watcher.ended(outcome.job)
-                _handle(outcome, state, on_record, announce)
+                _handle(outcome, state, on_record, on_one_off)
     except KeyboardInterrupt:
         executor.cancel()
         raise
@@ -91,13 +92,13 @@ def _fill(state: GridState, executor: Executor, stop: StopRequest, watcher: Watc
         watcher.started(job)
 
 
-def _handle(outcome: Outcome, state: GridState, on_record: OnRecord, announce: Callable[[str], None]) -> None:
+def _handle(outcome: Outcome, state: GridState, on_record: OnRecord, on_one_off: OnOneOff) -> None:
     job = outcome.job
     if job.kind != CELL:
         seconds = outcome.result if isinstance(outcome.result, float) else None
         state.finished_one_off(job.cell, seconds)
-        if seconds is not None and seconds >= 1:
-            announce(f"one-off work for {job.cell.method.name} on {job.cell.dataset}: {seconds:.0f} s")
+        if seconds is not None:
+            on_one_off(job, seconds)
         return
     if outcome.lost:
         if state.lost_cell(job.cell, retried=outcome.retried):

@@ -33,24 +33,30 @@ from benchmark.context import Context
 from benchmark.data import Task
 from benchmark.errors import UsageError
 
+# (rows, inner, outputs): a large square matmul, and MiniLM's feed-forward layers on a batch of tokens (the square
+# one alone measured below what the models' own layers reached on a shared 2-core guest: no ceiling)
+PEAK_SHAPES = ((2048, 2048, 2048), (2048, 384, 1536), (2048, 1536, 384))
 
-def matmul_peak(dtype_name: str, size: int = 2048, seconds: float = 2.0) -> float:
-    """Best sustained GFLOP/s of a square matmul in this process, through `linear`, the kernel the models' layers
-    use (on a CPU without native bf16 a plain bf16 `a @ b` measured 6x slower than `linear`, below what the
-    models reached, which made the peak no ceiling)."""
+
+def matmul_peak(dtype_name: str, seconds: float = 2.0, shapes=PEAK_SHAPES) -> float:
+    """Best sustained GFLOP/s of a matmul in this process, over `shapes`, through `linear`, the kernel the models'
+    layers use (on a CPU without native bf16 a plain bf16 `a @ b` measured 6x slower than `linear`, below what
+    the models reached, which made the peak no ceiling)."""
     import torch
     from torch.nn.functional import linear
 
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[dtype_name]
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
-    for _ in range(2):
-        linear(a, b)
-    best, deadline = 0.0, time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        started = time.perf_counter()
-        for _ in range(3):
+    best = 0.0
+    for rows, inner, outputs in shapes:
+        a, b = torch.randn(rows, inner, dtype=dtype), torch.randn(outputs, inner, dtype=dtype)
+        for _ in range(2):
             linear(a, b)
-        best = max(best, 3 * 2 * size**3 / (time.perf_counter() - started) / 1e9)
+        deadline = time.perf_counter() + seconds / len(shapes)
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            for _ in range(3):
+                linear(a, b)
+            best = max(best, 3 * 2 * rows * inner * outputs / (time.perf_counter() - started) / 1e9)
     return best
 
 
@@ -282,25 +288,43 @@ def measure_method(model, method_spec, task: Task, precision: str, shots: int, p
 
 
 @dataclass
-class Floor:
-    """The useful work a finished grid did and the time it needs at a given peak."""
+class Part:
+    """Useful TFLOP of one kind of work and the machine-seconds it took (seconds × threads / cores: a cell on
+    one thread of two took half the machine)."""
 
-    tflop_by_method: dict[str, dict[str, float]]  # method -> {"train", "predict", "one-off"} TFLOP
+    tflop: float = 0.0
+    seconds: float = 0.0
+
+    def add(self, flop: float, seconds: float) -> None:
+        self.tflop += flop / 1e12
+        self.seconds += seconds
+
+
+@dataclass
+class Floor:
+    """The useful work a finished grid did, the time it took, and the time it needs at a given peak."""
+
+    parts: dict[str, dict[str, Part]]  # method -> {"train", "predict", "one-off"}
     cells: int  # ok records with FLOPs counted
     uncounted: int  # ok records from before FLOPs were counted
 
     @property
     def tflop(self) -> float:
-        return sum(sum(parts.values()) for parts in self.tflop_by_method.values())
+        return sum(part.tflop for parts in self.parts.values() for part in parts.values())
+
+    @property
+    def seconds(self) -> float:
+        return sum(part.seconds for parts in self.parts.values() for part in parts.values())
 
     def minutes(self, peak_gflops: float) -> float:
         return self.tflop * 1e3 / peak_gflops / 60
 
 
-def floor_of(records) -> Floor:
-    """Train and predict FLOPs of every ok record, and one-off work once per artifact (a dataset's frozen
-    features serve two methods: counted once, for the first)."""
-    by_method: dict[str, dict[str, float]] = {}
+def floor_of(records, cores: int) -> Floor:
+    """Train and predict work of every ok record, and one-off work once per artifact (a dataset's frozen
+    features serve two methods: counted once, for the first). One-off work counts the time it took when it was
+    built, with every core (the harness builds it before the cells start): in a run with cold caches, this run."""
+    parts: dict[str, dict[str, Part]] = {}
     artifacts: set[tuple[str, float]] = set()
     counted = uncounted = 0
     for record in records:
@@ -310,19 +334,21 @@ def floor_of(records) -> Floor:
             uncounted += 1
             continue
         counted += 1
-        parts = by_method.setdefault(record.method, {"train": 0.0, "predict": 0.0, "one-off": 0.0})
-        parts["train"] += record.train_flops / 1e12
-        parts["predict"] += record.predict_flops / 1e12
+        share = min(record.threads, cores) / cores
+        method = parts.setdefault(record.method, {"train": Part(), "predict": Part(), "one-off": Part()})
+        method["train"].add(record.train_flops, record.train_seconds * share)
+        method["predict"].add(record.predict_flops, record.predict_seconds * share)
         artifact = (record.dataset_fingerprint, record.one_off_flops or 0.0)
         if record.one_off_flops and artifact not in artifacts:
             artifacts.add(artifact)
-            parts["one-off"] += record.one_off_flops / 1e12
-    return Floor(by_method, counted, uncounted)
+            method["one-off"].add(record.one_off_flops, record.one_off_seconds or 0.0)
+    return Floor(parts, counted, uncounted)
 
 
 def print_floor(folder: Path, peak: float | None, precision: str) -> int:
-    """Useful TFLOP per method, the minutes they need at this machine's matmul peak with every core, and the
-    grid's wall time against that floor when the folder holds one invocation that ran every cell."""
+    """Useful TFLOP per method, the minutes they need at this machine's matmul peak with every core against the
+    minutes they took; and, when the folder holds one invocation that ran every cell, the grid's wall time
+    against that floor, with the time outside any cell's measured work (worker start-up, loading, idle cores)."""
     import json
     import os
 
@@ -333,8 +359,9 @@ def print_floor(folder: Path, peak: float | None, precision: str) -> int:
 
     if not (folder / RUN_INFO).is_file():
         raise UsageError(f"--floor {folder}: not a run folder (no {RUN_INFO})")
+    info = json.loads((folder / RUN_INFO).read_text())
     records = list(read_records(folder).latest_by_cell().values())
-    floor = floor_of(records)
+    floor = floor_of(records, info.get("cpu_count") or os.cpu_count() or 1)
     if not floor.cells:
         raise UsageError(f"--floor {folder}: no record with counted FLOPs (records from before schema 2)")
     if peak is None:
@@ -342,23 +369,42 @@ def print_floor(folder: Path, peak: float | None, precision: str) -> int:
         peak = matmul_peak(precision)
     out = console.stdout()
     out.print(f"{runtime.cpu_name()} · {precision} matmul peak {peak:.1f} GFLOP/s (all cores)")
-    rows = [
-        {"method": method, **{k: round(v, 1) for k, v in parts.items()}, "floor min": round(
-            sum(parts.values()) * 1e3 / peak / 60, 1)}
-        for method, parts in sorted(floor.tflop_by_method.items(), key=lambda item: -sum(item[1].values()))
-    ]  # fmt: skip
-    rows.append({"method": "all", "train": "", "predict": "", "one-off": round(floor.tflop, 1),
-                 "floor min": round(floor.minutes(peak), 1)})  # fmt: skip
-    out.print(_table("useful TFLOP by method, and the minutes they need at the peak", rows))
+
+    def row(name: str, part: Part) -> dict:
+        at_peak = part.tflop * 1e3 / peak / 60
+        took = part.seconds / 60
+        ratio = f"{took / at_peak:.2f}" if at_peak > 0.005 else "—"
+        return {"method": name, "work": "", "TFLOP": round(part.tflop, 1), "floor min": round(at_peak, 1),
+                "took min": round(took, 1), "× floor": ratio}  # fmt: skip
+
+    rows = []
+    for method, parts in sorted(floor.parts.items(), key=lambda item: -sum(p.tflop for p in item[1].values())):
+        for work, part in parts.items():
+            if part.tflop or part.seconds:
+                rows.append(row(method, part) | {"work": work})
+    rows.append(row("all", Part(floor.tflop, floor.seconds)))
+    title = (
+        "useful work by method: the minutes it needs at the peak, and the minutes it took (cells: machine-minutes, "
+        "seconds × threads / cores; one-off work: its wall time when it was built)"
+    )
+    out.print(_table(title, rows))
     if floor.uncounted:
         out.print(f"{floor.uncounted} ok records predate FLOP counting and are not in the floor")
-    info = json.loads((folder / RUN_INFO).read_text())
     invocations = info.get("invocations", [])
-    if len(invocations) == 1 and info.get("cells_run") == len(records) and not info.get("interrupted"):
-        wall = info["wall_seconds"] / 60
-        out.print(f"wall time {wall:.1f} min: {wall / floor.minutes(peak):.2f}x the floor")
-    else:
+    if len(invocations) != 1 or info.get("cells_run") != len(records) or info.get("interrupted"):
         out.print("the folder holds several invocations or unrun cells: no single wall time to compare")
+        return 0
+    wall = info["wall_seconds"] / 60
+    out.print(f"wall time {wall:.1f} min: {wall / floor.minutes(peak):.2f}x the floor")
+    if "one_off" in info:  # the cells' machine time, and the one-off work this run did as jobs of their own
+        cores = info.get("cpu_count") or os.cpu_count() or 1
+        one_off = sum(job["seconds"] * min(job["threads"], cores) / cores for job in info["one_off"]) / 60
+        cells = sum(part.seconds for parts in floor.parts.values() for work, part in parts.items() if work != "one-off")
+        outside = wall - cells / 60 - one_off
+        out.print(
+            f"of the machine's {wall:.1f} min: cells {cells / 60:.1f}, one-off work {one_off:.1f}, "
+            f"no job's measured work {outside:.1f} ({outside / wall:.0%}: start-up, loading, idle cores)"
+        )
     return 0
 
 
@@ -368,7 +414,11 @@ def print_floor(folder: Path, peak: float | None, precision: str) -> int:
 def add_arguments(parser) -> None:
     parser.add_argument("--dataset", default="rt-critics")
     parser.add_argument("--model", default=None)
-    parser.add_argument("--precisions", default="fp32,bf16", help="comma-separated: fp32, bf16")
+    parser.add_argument(
+        "--precisions",
+        help="comma-separated: fp32, bf16 (default: both where the CPU does bf16 natively, else fp32: emulated bf16 "
+        "runs many times slower and takes most of an hour)",
+    )
     parser.add_argument("--threads", type=int, help="torch threads (default: all cores)")
     parser.add_argument(
         "--jobs", type=int, help="also train in this many processes at once (default: the grid's default --jobs)"
@@ -401,6 +451,8 @@ def main(args) -> int:
 
     from benchmark import console, runtime
 
+    if args.precisions is None:
+        args.precisions = "fp32,bf16" if runtime.cpu_has_native_bf16() else "fp32"
     if args.floor is not None:
         return print_floor(args.floor, args.peak, args.precisions.split(",")[0])
     from benchmark.data import load_task

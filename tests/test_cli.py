@@ -59,6 +59,8 @@ def test_run_writes_records_run_info_and_leaderboards(base_args, tmp_path, capsy
     assert info["config"]["budgets"] == [4, "all"] and info["config"]["methods"] == ["logreg", "full"]
     assert info["cells_run"] == 8 and info["wall_seconds"] > 0 and not info["interrupted"]
     assert len(info["invocations"]) == 1 and info["invocations"][0]["wall_seconds"] == info["wall_seconds"]
+    [one_off] = info["one_off"]  # logreg's frozen features, a job of their own, with the threads it ran on
+    assert one_off["method"] == "logreg" and one_off["seconds"] >= 0 and one_off["threads"] >= 1
     markdown = (folder / "leaderboard.md").read_text()
     assert "4 per class" in markdown and "all labels" in markdown and "| full |" in markdown
     assert (folder / "leaderboard.csv").read_text().count("\n") == 1 + 4

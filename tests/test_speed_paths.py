@@ -12,6 +12,7 @@ from benchmark import cache, modeling
 from benchmark.cache import OneOffCache
 from benchmark.cli import main
 from benchmark.context import Context, FeatureStore
+from benchmark.record import Record
 
 
 def test_bucketed_inference_is_in_input_order_and_equals_one_text_at_a_time(tiny_spec, tiny_task):
@@ -175,3 +176,57 @@ def test_useful_flops_follow_the_model_whoever_calls_the_encoder(tiny_spec):
     upper_half_backward = 2 * (2 * weights / 2 * 7) + 2 * 4 * (layers // 2) * d * (4 * 4 + 3 * 3)
     assert counted(train=True, grad=True) == forward + upper_half_backward
     assert counted(train=False, grad=True) == forward  # eval mode: inference, even with gradients on
+
+
+def test_floor_counts_machine_time_and_one_off_work_once_and_the_time_outside_the_cells(tmp_path, capsys):
+    from test_store_and_leaderboard import record_json
+
+    from benchmark.speed import floor_of
+    from benchmark.store import RECORDS, RUN_INFO
+
+    one_off = {"one_off_flops": 6e12, "one_off_seconds": 90.0, "shared_seconds": 90.0}
+    rows = [  # two cores: a 1-thread cell took half the machine, a 2-thread cell all of it
+        record_json("full", 0, 0.8, train_flops=3e12, train_seconds=100.0, predict_flops=0.0, predict_seconds=0.0),
+        record_json(
+            "full", 1, 0.8, threads=2, train_flops=3e12, train_seconds=50.0, predict_flops=0.0, predict_seconds=0.0
+        ),  # fmt: skip
+        record_json(
+            "logreg", 0, 0.7, train_flops=0.0, train_seconds=6.0, predict_flops=0.0, predict_seconds=0.0, **one_off
+        ),  # fmt: skip
+        record_json(
+            "logreg", 1, 0.7, train_flops=0.0, train_seconds=6.0, predict_flops=0.0, predict_seconds=0.0, **one_off
+        ),  # the same features: built once  # fmt: skip
+    ]
+    (tmp_path / RECORDS).write_text("".join(json.dumps(row) + "\n" for row in rows))
+    floor = floor_of([Record.from_json(row) for row in rows], cores=2)
+    assert floor.cells == 4 and floor.tflop == 12.0
+    assert floor.parts["full"]["train"].seconds == 100.0  # 100 s × 1/2 + 50 s × 2/2
+    assert floor.parts["logreg"]["train"].seconds == 6.0
+    assert floor.parts["logreg"]["one-off"].tflop == 6.0 and floor.parts["logreg"]["one-off"].seconds == 90.0
+    assert floor.seconds == 196.0
+
+    one_off = [{"method": "logreg", "dataset": "d", "seconds": 90.0, "threads": 1}]  # beside a cell: half the machine
+    run = {"cpu_count": 2, "cells_run": 4, "wall_seconds": 240.0, "interrupted": False, "one_off": one_off}
+    (tmp_path / RUN_INFO).write_text(json.dumps(run | {"invocations": [run]}))
+    assert main(["speed", "--floor", str(tmp_path), "--peak", "100"]) == 0
+    printed = " ".join(capsys.readouterr().out.split())
+    # 12 TFLOP at 100 GFLOP/s: 2 min; of 4 min, the cells took 106 s, the one-off work 45 s: 1.48 min left
+    assert "wall time 4.0 min: 2.00x the floor" in printed
+    assert "cells 1.8, one-off work 0.8, no job's measured work 1.5 (37%" in printed
+
+    (tmp_path / RUN_INFO).write_text(json.dumps(run | {"invocations": [run, run]}))  # resumed: no single wall time
+    assert main(["speed", "--floor", str(tmp_path), "--peak", "100"]) == 0
+    assert "several invocations" in capsys.readouterr().out
+
+
+def test_speed_measures_bf16_by_default_only_where_the_cpu_does_it_natively(
+    tiny_csv, tiny_model, tmp_path, monkeypatch
+):
+    from benchmark import runtime
+
+    out = tmp_path / "speed.json"
+    for native, measured in ((False, {"fp32"}), (True, {"fp32", "bf16"})):
+        monkeypatch.setattr(runtime, "cpu_has_native_bf16", lambda native=native: native)
+        arguments = ["speed", "--dataset", str(tiny_csv), "--model", str(tiny_model), "--methods", "none"]
+        assert main(arguments + ["--threads", "1", "--jobs", "1", "--json", str(out)]) == 0
+        assert set(json.loads(out.read_text())["peak_gflops"]) == measured
