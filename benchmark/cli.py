@@ -16,7 +16,7 @@ from benchmark import __version__
 from benchmark.errors import UsageError
 
 PROG = "fewshot-bench"
-COMMANDS = ("run", "list", "report", "speed")
+COMMANDS = ("run", "list", "report", "compare", "speed")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EPILOG = f"""'run' is the default command: '{PROG} --methods ...' is '{PROG} run --methods ...'.
 
@@ -59,7 +59,7 @@ def _tolerant_output() -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from benchmark import speed
+    from benchmark import compare, speed
 
     top = _Parser(
         prog=PROG,
@@ -68,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     top.add_argument("--version", action="version", version=f"{PROG} {__version__}")
-    commands = top.add_subparsers(title="commands", metavar="{run,list,report,speed}")
+    commands = top.add_subparsers(title="commands", metavar="{run,list,report,compare,speed}")
     run = commands.add_parser(
         "run", help="run a grid of methods x budgets x seeds (the default)", epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -80,6 +80,9 @@ def parser() -> argparse.ArgumentParser:
     report.add_argument("folder", type=_path)
     report.add_argument("--metric", default="macro_f1", choices=_metrics())
     report.set_defaults(command=cmd_report)
+    compare.add_arguments(
+        commands.add_parser("compare", help="the same cells in two run folders: did the results change?")
+    )
     speed.add_arguments(commands.add_parser("speed", help="measure throughput against this machine's matmul peak"))
     return top
 

@@ -104,7 +104,7 @@ def compare_methods(
             deltas[method] = (summaries[method][0] - summaries[best][0], float("nan"), float("nan"), 0)
             continue
         *deltas[method], p_raw[method] = scores.difference(method, best, shared, alpha)
-    p_holm = _holm(p_raw)
+    p_holm = holm(p_raw)
     results = []
     for method in order:
         mean, std, n, low, high = summaries[method]
@@ -131,6 +131,28 @@ def compare_methods(
             )
         )
     return results
+
+
+def paired_difference(
+    y_true: np.ndarray,
+    a: dict[int, np.ndarray],
+    b: dict[int, np.ndarray],
+    metric: str,
+    num_labels: int,
+    alpha: float = 0.05,
+    resamples: int = 10_000,
+    seed: int = 0,
+) -> tuple[float, float, float, int, float]:
+    """B minus A over the seeds both have (seed -> predicted label ids on ``y_true``'s test set), as the
+    leaderboard compares a method with the best: (mean, ci_low, ci_high, seeds, two-sided p, unadjusted)."""
+    y_true = np.asarray(y_true)
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        raise ValueError("A and B share no seed: nothing to pair")
+    runs = {"a": {s: a[s] for s in seeds}, "b": {s: b[s] for s in seeds}}
+    _check_inputs(y_true, runs, metric, num_labels, alpha, resamples)
+    scores = _Scores.of(y_true, runs, metric, num_labels, resamples, np.random.default_rng(seed))
+    return scores.difference("b", "a", seeds, alpha)
 
 
 def _interval_kind(n: int, n_paired: int) -> str:
@@ -433,7 +455,8 @@ def _mixture_quantile(spread: np.ndarray, weights: np.ndarray, alpha: float) -> 
     return float(optimize.brentq(excess, low, high, xtol=1e-12 * high, rtol=1e-7))
 
 
-def _holm(p_values: dict[str, float]) -> dict[str, float]:
+def holm(p_values: dict[str, float]) -> dict[str, float]:
+    """Holm-adjusted p-values, by name."""
     if len(p_values) < 2:  # Holm over one comparison is that comparison; multipletests' gc.collect() costs ~0.1 s
         return {name: float(p) for name, p in p_values.items()}
     from statsmodels.stats.multitest import multipletests
@@ -456,7 +479,7 @@ def _pairwise_wilcoxon_holm(table: np.ndarray, methods: tuple[str, ...]) -> dict
             raw[(i, j)] = 1.0
             continue
         raw[(i, j)] = _nan_to_one(stats.wilcoxon(table[:, i], table[:, j]).pvalue)
-    adjusted = _holm({f"{i},{j}": p for (i, j), p in raw.items()})
+    adjusted = holm({f"{i},{j}": p for (i, j), p in raw.items()})
     matrix = {a: {b: 1.0 for b in methods} for a in methods}
     for i, j in pairs:
         p = adjusted[f"{i},{j}"]
