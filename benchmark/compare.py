@@ -12,7 +12,7 @@ agree on a row when the adjusted p is at least alpha: no difference the data can
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -61,42 +61,57 @@ def compare(
     from benchmark import stats
 
     cells_a, cells_b = _by_cell(a, "A"), _by_cell(b, "B")
-    groups: dict[tuple, dict[int, tuple[Record, Record]]] = {}
+    groups: dict[tuple, dict[int, tuple[Record, Record]]] = {}  # the cell key less its seed -> seed -> (A, B)
     unpaired = 0
     for key, first in cells_a.items():
         second = cells_b.get(key)
         if second is None:
             continue
-        if first.sample != second.sample:
+        if first.sample is None or first.sample != second.sample:  # None: a record from before sample hashes
             unpaired += 1
             continue
         groups.setdefault(key[:-1], {})[first.seed] = (first, second)
     missing = {key[0] for key in groups} - set(labels)
     if missing:
         raise UsageError(f"no test labels for dataset fingerprint {', '.join(sorted(missing))} in A's folder")
-    found, p_raw = {}, {}
+    names = _variant_names(groups)
+    rows, p_raw = [], {}
     for key, by_seed in groups.items():
+        first = next(iter(by_seed.values()))[0]
         y_true, num_labels = labels[key[0]]
         if metric == "f1_positive" and num_labels != 2:
-            dataset = next(iter(by_seed.values()))[0].dataset
-            raise UsageError(f"--metric f1_positive: {dataset} has {num_labels} labels (binary tasks only)")
+            raise UsageError(f"--metric f1_positive: {first.dataset} has {num_labels} labels (binary tasks only)")
         preds_a = {seed: np.asarray(pair[0].predictions) for seed, pair in by_seed.items()}
         preds_b = {seed: np.asarray(pair[1].predictions) for seed, pair in by_seed.items()}
-        delta, low, high, n, p = stats.paired_difference(y_true, preds_a, preds_b, metric, num_labels, alpha)
+        delta, low, high, n, p_raw[len(rows)] = stats.paired_difference(
+            y_true, preds_a, preds_b, metric, num_labels, alpha
+        )
+        mean_a, mean_b = (float(np.mean([pair[i].metrics[metric] for pair in by_seed.values()])) for i in (0, 1))
         changed = float(np.mean([np.mean(preds_a[s] != preds_b[s]) for s in by_seed]))
-        means = [float(np.mean([pair[i].metrics[metric] for pair in by_seed.values()])) for i in (0, 1)]
-        found[key] = (by_seed, means, delta, low, high, n, changed)
-        p_raw[repr(key)] = p
-    adjusted = stats.holm(p_raw)
-    rows = []
-    for key, (by_seed, (mean_a, mean_b), delta, low, high, n, changed) in found.items():
-        first = next(iter(by_seed.values()))[0]
-        p = adjusted[repr(key)]
-        rows.append(Row(first.dataset, first.shots.label, first.method, n, mean_a, mean_b, delta, low, high, p,
-                        changed, p >= alpha))  # fmt: skip
+        rows.append(Row(first.dataset, first.shots.label, names[key], n, mean_a, mean_b, delta, low, high, 1.0,
+                        changed, True))  # fmt: skip
+    adjusted = stats.holm({str(i): p for i, p in p_raw.items()})
+    rows = [replace(row, p_holm=adjusted[str(i)], agree=adjusted[str(i)] >= alpha) for i, row in enumerate(rows)]
     rows.sort(key=lambda row: (row.dataset, _budget_order(row.budget), row.method))
-    paired = {key for key in cells_a if key in cells_b}
-    return Comparison(rows, len(cells_a) - len(paired), len(cells_b) - len(paired), unpaired, alpha)
+    paired = sum(key in cells_b for key in cells_a)
+    return Comparison(rows, len(cells_a) - paired, len(cells_b) - paired, unpaired, alpha)
+
+
+def _variant_names(groups) -> dict[tuple, str]:
+    """The method's name, with the hyperparameters that differ where one method ran with several settings."""
+    settings: dict[str, set[str]] = {}
+    for key in groups:
+        settings.setdefault(key[1], set()).add(key[2])
+    names = {}
+    for key in groups:
+        variants = [json.loads(params) for params in settings[key[1]]]
+        if len(variants) == 1:
+            names[key] = key[1]
+            continue
+        mine = json.loads(key[2])
+        differing = sorted(k for k in mine if any(v.get(k) != mine[k] for v in variants))
+        names[key] = f"{key[1]} [{', '.join(f'{k}={mine[k]}' for k in differing)}]"
+    return names
 
 
 def _by_cell(records: list[Record], name: str) -> dict[tuple, Record]:

@@ -93,3 +93,20 @@ def test_mistakes_are_one_line_errors(fp32_and_bf16, arguments, message, capsys)
     assert main(["compare", *(arg.format(a=a, b=b) for arg in arguments)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and message in err
+
+
+def test_variants_of_a_method_are_rows_named_by_what_differs_and_unhashed_samples_are_not_paired(tmp_path, capsys):
+    def tuned(lr, seed, precision):
+        data = cell("tuned", seed, predictions(0.3, seed), precision)
+        return data | {"params": {"lr": lr, "wd": 0}, "cell": f"{data['cell']}-lr{lr}"}
+
+    def unhashed(seed, precision):  # a record from before samples were hashed
+        return cell("old", seed, predictions(0.3, seed), precision) | {"sample": None}
+
+    a = [tuned(lr, s, "fp32") for lr in (1, 2) for s in range(2)] + [unhashed(0, "fp32")]
+    b = [tuned(lr, s, "bf16") for lr in (1, 2) for s in range(2)] + [unhashed(0, "bf16")]
+    out = tmp_path / "rows.json"
+    arguments = ["compare", str(folder(tmp_path / "a", a)), str(folder(tmp_path / "b", b)), "--json", str(out)]
+    assert main(arguments) == 0
+    assert [row["method"] for row in json.loads(out.read_text())["rows"]] == ["tuned [lr=1]", "tuned [lr=2]"]
+    assert "1 cells in both trained on different samples" in " ".join(capsys.readouterr().out.split())
