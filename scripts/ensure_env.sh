@@ -14,7 +14,8 @@ pip=("$venv/bin/python" -m pip --disable-pip-version-check -q)
 # torch first, and explicitly: a bare `torch` requirement on a machine without torch pulls a multi-GB CUDA build.
 # On a CPU-only machine take the pinned CPU release; with an NVIDIA driver, the default (CUDA) build.
 # Override with TORCH_SPEC, e.g. TORCH_SPEC="torch==2.13.0".
-if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+# (whether torch is installed, not imported: importing it takes seconds on every run)
+if ! "$venv/bin/python" -c "import importlib.util, sys; sys.exit(importlib.util.find_spec('torch') is None)"; then
   if command -v nvidia-smi >/dev/null 2>&1; then default_torch="torch"; else default_torch="torch==2.13.0"; fi
   echo "installing ${TORCH_SPEC:-$default_torch}" >&2
   "${pip[@]}" install "${TORCH_SPEC:-$default_torch}"
