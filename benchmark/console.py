@@ -89,6 +89,9 @@ def run_grid(plan, cells: list, folder, config) -> tuple[str | None, list[dict]]
     from benchmark.runner import StopRequest
     from benchmark.runner import run_grid as drive
 
+    if not cells:  # nothing to run: no workers to start (they take seconds to import torch)
+        return None, []
+
     out, metric = stdout(), config.metric
 
     def on_record(record: Record, trace: str | None) -> None:

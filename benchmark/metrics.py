@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, f1_score
 
 METRICS = ("accuracy", "macro_f1", "f1_positive")
 
 
 def classification_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> dict[str, float]:
     """accuracy and macro-F1 over all labels of the task; for binary tasks also the F1 of label 1."""
+    from sklearn.metrics import accuracy_score, f1_score  # here: importing scikit-learn takes seconds
+
     labels = list(range(num_labels))
     metrics = {
         "accuracy": float(accuracy_score(y_true, y_pred)),
