@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -48,7 +49,11 @@ class ModelSpec:
 
     @functools.cached_property
     def num_blocks(self) -> int:
-        """Transformer blocks of the encoder, from its config (no weights are read)."""
+        """Transformer blocks of the encoder, from its config (no weights are read): config.json's
+        `num_hidden_layers` where it has one (BERT and most encoders; importing transformers to ask takes seconds
+        before a grid can start), else transformers' own name mapping (DistilBERT's `n_layers`, ...)."""
+        with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+            return int(json.loads((Path(self.path) / "config.json").read_text())["num_hidden_layers"])
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(self.path, trust_remote_code=self.trust_remote_code)

@@ -107,3 +107,18 @@ def test_blocks_and_embeddings_are_found_across_architectures(model_type, blocks
         if name.startswith(("body.embeddings.", f"body.{blocks}.0.", f"body.{blocks}.1."))
     }
     assert frozen == expected and any(name.startswith(f"body.{blocks}.2.") for name, _ in model.named_parameters())
+
+
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_block_count_is_read_from_the_config_under_either_name(model_type, tmp_path):
+    """BERT's config says num_hidden_layers (read from config.json); DistilBERT's says n_layers (asked of
+    transformers)."""
+    from transformers import AutoConfig
+
+    from benchmark.modeling import ModelSpec
+
+    sizes = {"n_layers": 5} if model_type == "distilbert" else {"num_hidden_layers": 5}
+    AutoConfig.for_model(model_type, **sizes).save_pretrained(tmp_path)
+    assert ("num_hidden_layers" in (tmp_path / "config.json").read_text()) == (model_type == "bert")
+    spec = ModelSpec(model_type, str(tmp_path), "mean", False, 64, "f")
+    assert spec.num_blocks == 5
