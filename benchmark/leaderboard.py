@@ -165,19 +165,19 @@ def across_datasets(sections: list[Section], unsupplied: dict[str, list[str]] | 
     A dataset without statistics (test labels unknown) is left out of it."""
     unsupplied = unsupplied or {}
     by_budget: dict[Budget, dict[str, list[MethodStats]]] = defaultdict(dict)
+    unlabelled: dict[Budget, set[str]] = defaultdict(set)  # rows that read the unlabelled pool
     datasets = sorted({s.dataset for s in sections} | set(unsupplied))
     for section in sections:
         results = [row.stats for row in section.rows if row.stats is not None]
         if results:
             by_budget[section.shots][section.dataset] = results
+        unlabelled[section.shots] |= {row.label for row in section.rows if row.uses_unlabelled}
     out = []
     for budget in sorted(by_budget, key=lambda b: b.sort_key):
         missing = [d for d in datasets if str(budget) in unsupplied.get(d, [])]
         if len(by_budget[budget]) + len(missing) < 2:
             continue
         per_dataset = dict(by_budget[budget]) | {d: [] for d in missing}
-        unlabelled = frozenset(
-            row.label for section in sections if section.shots == budget for row in section.rows if row.uses_unlabelled
-        )
-        out.append(CrossDataset(budget, summarize_across_datasets(per_dataset), missing, per_dataset, unlabelled))
+        summary = summarize_across_datasets(per_dataset)
+        out.append(CrossDataset(budget, summary, missing, per_dataset, frozenset(unlabelled[budget])))
     return out
