@@ -36,6 +36,7 @@ class Analysis:
     sections: list[Section]
     cross: list[CrossDataset]
     pool_per_class: dict[str, float]  # dataset -> train-pool examples per class (the x of 'all labels')
+    threads: tuple[int, ...] = ()  # the torch threads the ok cells ran on, each once, ascending
 
     @property
     def has_statistics(self) -> bool:
@@ -51,7 +52,8 @@ def analyse(
         fingerprint_labels = labels.get(record.dataset_fingerprint)
         if record.ok and record.shots.is_all and record.n_train and fingerprint_labels:
             pool[record.dataset] = record.n_train / fingerprint_labels.num_labels
-    return Analysis(metric, sections, leaderboard.across_datasets(sections, unsupplied), pool)
+    threads = tuple(sorted({record.threads for record in records if record.ok}))
+    return Analysis(metric, sections, leaderboard.across_datasets(sections, unsupplied), pool, threads)
 
 
 def of_folder(folder: Path, records: list[Record], metric: str) -> Analysis:
@@ -220,12 +222,24 @@ def _by_rank(summary) -> list[str]:
 # --- markdown and CSV ----------------------------------------------------------------------------------------
 
 
+def _threads_note(threads: tuple[int, ...]) -> str:
+    if not threads:
+        return ""
+    if len(threads) == 1:
+        return f", each on {threads[0]} thread{'s' if threads[0] > 1 else ''}"
+    return (
+        f", on {threads[0]} to {threads[-1]} threads (a cell nothing else could run beside got the free cores: "
+        "compare times between rows with care)"
+    )
+
+
 def footnote(analysis: Analysis) -> str:
     marked = any(row.uses_unlabelled for section in analysis.sections for row in section.rows)
     text = f"{UNLABELLED_MARK} also trains on the unlabelled texts of the whole train pool. " if marked else ""
+    text += f"mean±sample std over n seeds; train/predict s: mean per cell{_threads_note(analysis.threads)}; "
     text += (
-        "mean±sample std over n seeds; train/predict s: mean per cell; one-off s: what the work every cell of the "
-        "method reuses (frozen features, an adapted encoder) took when it was done."
+        "one-off s: what the work every cell of the method reuses (frozen features, an adapted encoder) took when "
+        "it was done."
     )
     if analysis.has_statistics:
         text += (

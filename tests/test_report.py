@@ -165,3 +165,11 @@ def test_the_cross_dataset_tables_mark_a_method_that_reads_the_unlabelled_pool()
     _, rows = report.cross_cells(analysis.cross[0])
     assert [row["method"] for row in rows] == ["tapt †", "plain"]
     assert r"tapt $^\dagger$ & \textbf{" in report.latex(analysis)  # still bold as each dataset's best
+
+
+def test_the_footnote_says_how_many_threads_the_timed_cells_ran_on():
+    one = [record("a", seed, 0.5) for seed in range(2)]
+    assert "train/predict s: mean per cell, each on 1 thread;" in report.footnote(report.analyse(one, "macro_f1", {}))
+    one[1].threads = 2  # the last cell of a grid, given the free core
+    note = report.footnote(report.analyse(one, "macro_f1", {}))
+    assert "mean per cell, on 1 to 2 threads (a cell nothing else could run beside got the free cores" in note
