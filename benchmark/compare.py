@@ -183,8 +183,11 @@ def main(args) -> int:
     for line in differences(a, b) or ["precision, revision and device: the same in both"]:
         out.print(line)
     if args.json:
-        args.json.write_text(json.dumps({"alpha": args.alpha, "metric": args.metric,
-                                         "rows": [asdict(row) for row in result.rows]}, indent=2))  # fmt: skip
+        rows = [asdict(row) for row in result.rows]
+        try:
+            args.json.write_text(json.dumps({"alpha": args.alpha, "metric": args.metric, "rows": rows}, indent=2))
+        except OSError as exc:
+            raise UsageError(f"--json {args.json}: cannot write it ({exc.strerror or exc})") from None
     if result.rows:
         out.print(_table(result, args.metric))
         differ = [row for row in result.rows if not row.agree]

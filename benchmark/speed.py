@@ -465,6 +465,8 @@ def main(args) -> int:
     precisions = [p.strip() for p in args.precisions.split(",")]
     if not set(precisions) <= {"fp32", "bf16"}:
         raise UsageError(f"--precisions: expected fp32 and/or bf16, got {args.precisions}")
+    if args.json is not None and not args.json.parent.is_dir():  # found out before the measuring, not after
+        raise UsageError(f"--json {args.json}: no such folder {args.json.parent}")
     if args.plain_recipe is not None and not args.plain_recipe.is_file():
         raise UsageError(f"--plain-recipe: no such file: {args.plain_recipe}")
     task = load_task(args.dataset)

@@ -86,6 +86,7 @@ def test_a_folder_holding_two_runs_of_one_cell_is_refused_in_one_line(fp32_and_b
         (["nowhere", "{b}"], "nowhere has no records.jsonl: not a run folder"),
         (["{a}", "{b}", "--metric", "recall"], "--metric: choose one of"),
         (["{a}", "{b}", "--alpha", "1.5"], "--alpha: 1.5 is not between 0 and 1"),
+        (["{a}", "{b}", "--json", "{a}/no/such/folder.json"], "folder.json: cannot write it (No such file"),
     ],
 )
 def test_mistakes_are_one_line_errors(fp32_and_bf16, arguments, message, capsys):

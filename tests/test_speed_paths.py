@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from benchmark import cache, modeling
@@ -230,3 +231,18 @@ def test_speed_measures_bf16_by_default_only_where_the_cpu_does_it_natively(
         arguments = ["speed", "--dataset", str(tiny_csv), "--model", str(tiny_model), "--methods", "none"]
         assert main(arguments + ["--threads", "1", "--jobs", "1", "--json", str(out)]) == 0
         assert set(json.loads(out.read_text())["peak_gflops"]) == measured
+
+
+@pytest.mark.parametrize(
+    "arguments, message",
+    [
+        (["--json", "{tmp}/no/such/speed.json"], "--json {tmp}/no/such/speed.json: no such folder"),
+        (["--precisions", "fp16"], "--precisions: expected fp32 and/or bf16"),
+        (["--threads", "0"], "--threads: 0 is not a positive number"),
+        (["--floor", "{tmp}"], "not a run folder"),
+    ],
+)
+def test_speed_mistakes_are_one_line_errors_before_anything_is_measured(arguments, message, tmp_path, capsys):
+    assert main(["speed", *(a.format(tmp=tmp_path) for a in arguments)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and message.format(tmp=tmp_path) in err
