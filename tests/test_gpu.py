@@ -34,14 +34,20 @@ def test_grid_on_cuda_with_every_method(tiny_csv, tiny_model, tmp_path):
 
 @cuda
 def test_several_cells_share_one_gpu(tiny_csv, tiny_model, tmp_path):
-    """Worker processes share the device: by default as many as its free memory holds, here two."""
+    """Worker processes share the device: by default as many as its free memory holds (3 GiB each), at most one
+    per core."""
+    import os
+
     from benchmark import runtime
 
-    assert runtime.free_gpu_gib("cuda") > 0
+    expected = min(os.cpu_count() or 1, int(runtime.free_gpu_gib("cuda") // runtime.GPU_GIB_PER_JOB))
+    if expected < 2:
+        pytest.skip(f"room for {expected} job on this GPU and CPU: nothing to share")
     args = ["--dataset", str(tiny_csv), "--model", str(tiny_model), "--methods", "full,lora", "--shots", "4",
-            "--seeds", "2", "--device", "cuda", "--jobs", "2", "--set", "full.max_epochs=2",
+            "--seeds", "2", "--device", "cuda", "--set", "full.max_epochs=2",
             "--set", "lora.max_epochs=2", "--out", str(tmp_path / "run")]  # fmt: skip
     assert main(args) == 0
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["jobs"] >= 2
     records = [json.loads(line) for line in (tmp_path / "run" / "records.jsonl").read_text().splitlines()]
     assert (
         len(records) == 4 and {r["device"] for r in records} == {"cuda"} and all(r["status"] == "ok" for r in records)
