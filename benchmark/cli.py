@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if not argv or argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
         argv = ["run", *argv]
     _tolerant_output()
+    stdout, sys.stdout = sys.stdout, _QuietWhenReaderLeaves(sys.stdout)
     try:
         args = parser().parse_args(argv)
         return args.command(args)
@@ -46,9 +47,36 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # a Ctrl-C outside the grid (or a second one): stop now, records stay valid
         print(f"{PROG}: aborted", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # `... | head`: the reader left; say nothing more
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return EXIT_OK
+    finally:
+        sys.stdout = stdout
+
+
+class _QuietWhenReaderLeaves:
+    """Standard output that goes quiet when the reader of its pipe has gone (`... | head`, or a `| tee` that the
+    same Ctrl-C stopped), instead of raising from the next print: a grid then still finishes its running cells and
+    writes its records, run.json and reports."""
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            self._silence()
+            return len(text)
+
+    def flush(self) -> None:
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            self._silence()
+
+    def _silence(self) -> None:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), self._stream.fileno())
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
 
 
 def _tolerant_output() -> None:

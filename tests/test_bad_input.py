@@ -224,6 +224,22 @@ def test_an_ascii_terminal_and_a_closed_pipe_do_not_crash():
     assert piped.stdout.strip() and "Traceback" not in piped.stderr and "BrokenPipe" not in piped.stderr
 
 
+def test_a_grid_whose_output_reader_leaves_still_finishes_and_writes_its_folder(tiny_csv, tiny_model, tmp_path):
+    """`... | tee log` and a Ctrl-C: the shell stops tee too, and the next print would meet a closed pipe."""
+    out = tmp_path / "run"
+    args = ["--dataset", tiny_csv, "--model", tiny_model, "--methods", "logreg", "--shots", "4", "--seeds", "2"]
+    grid = subprocess.Popen(
+        [sys.executable, "-m", "benchmark", *map(str, args), "--out", str(out), "--jobs", "1"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=dict(os.environ, HF_HUB_OFFLINE="1"),
+    )  # fmt: skip
+    grid.stdout.close()  # the reader is gone before the first line
+    err = grid.stderr.read().decode()
+    assert grid.wait(timeout=300) == 0 and "Traceback" not in err, err
+    info = json.loads((out / "run.json").read_text())
+    assert info["cells_run"] == 2 and "wall_seconds" in info
+    assert len((out / "records.jsonl").read_text().splitlines()) == 2 and (out / "leaderboard.md").is_file()
+
+
 def test_long_work_reports_what_is_running_and_how_far_it_got(tiny_csv, tiny_spec, tmp_path):
     from conftest import plan_of
 
