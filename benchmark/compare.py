@@ -14,11 +14,15 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmark.errors import UsageError
 from benchmark.record import Record
+
+if TYPE_CHECKING:  # the command line imports this module to build its parser: scipy only when comparing
+    from benchmark.leaderboard import Labels
 
 # what may differ between A and B and is shown, not matched on
 SHOWN = ("precision", "revision", "device")
@@ -52,12 +56,12 @@ class Comparison:
 def compare(
     a: list[Record],
     b: list[Record],
-    labels: dict[str, tuple[np.ndarray, int]],
+    labels: dict[str, Labels],
     metric: str = "macro_f1",
     alpha: float = 0.05,
 ) -> Comparison:
-    """Pair the ok records of A and B (each at most one per cell, see `_by_cell`); `labels` maps a dataset
-    fingerprint to (test label ids, number of labels)."""
+    """Pair the ok records of A and B (each at most one per cell, see `_by_cell`); `labels`: each dataset
+    fingerprint's test labels."""
     from benchmark import stats
 
     cells_a, cells_b = _by_cell(a, "A"), _by_cell(b, "B")
@@ -75,10 +79,10 @@ def compare(
     if missing:
         raise UsageError(f"no test labels for dataset fingerprint {', '.join(sorted(missing))} in A's folder")
     names = _variant_names(groups)
-    rows, p_raw = [], {}
+    rows, order, p_raw = [], [], {}
     for key, by_seed in groups.items():
         first = next(iter(by_seed.values()))[0]
-        y_true, num_labels = labels[key[0]]
+        y_true, num_labels = labels[key[0]].values, labels[key[0]].num_labels
         if metric == "f1_positive" and num_labels != 2:
             raise UsageError(f"--metric f1_positive: {first.dataset} has {num_labels} labels (binary tasks only)")
         preds_a = {seed: np.asarray(pair[0].predictions) for seed, pair in by_seed.items()}
@@ -90,9 +94,10 @@ def compare(
         changed = float(np.mean([np.mean(preds_a[s] != preds_b[s]) for s in by_seed]))
         rows.append(Row(first.dataset, first.shots.label, names[key], n, mean_a, mean_b, delta, low, high, 1.0,
                         changed, True))  # fmt: skip
+        order.append((first.dataset, first.shots.sort_key, rows[-1].method))
     adjusted = stats.holm({str(i): p for i, p in p_raw.items()})
     rows = [replace(row, p_holm=adjusted[str(i)], agree=adjusted[str(i)] >= alpha) for i, row in enumerate(rows)]
-    rows.sort(key=lambda row: (row.dataset, _budget_order(row.budget), row.method))
+    rows = [row for _, row in sorted(zip(order, rows, strict=True), key=lambda pair: pair[0])]
     paired = sum(key in cells_b for key in cells_a)
     return Comparison(rows, len(cells_a) - paired, len(cells_b) - paired, unpaired, alpha)
 
@@ -133,11 +138,6 @@ def _by_cell(records: list[Record], name: str) -> dict[tuple, Record]:
     return cells
 
 
-def _budget_order(label: str) -> float:
-    number = label.split()[0]
-    return float(number) if number.isdigit() else float("inf")
-
-
 def differences(a: list[Record], b: list[Record]) -> list[str]:
     """What the records of A and B say they ran with, where it differs: e.g. 'precision: fp32 | bf16'."""
     lines = []
@@ -162,6 +162,7 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from benchmark import console
+    from benchmark.leaderboard import Labels
     from benchmark.stats import SUPPORTED_METRICS
     from benchmark.store import RECORDS, read_records, read_test_labels
 
@@ -175,7 +176,7 @@ def main(args) -> int:
     a = list(read_records(args.a).latest_by_cell().values())
     b = list(read_records(args.b).latest_by_cell().values())
     labels = {
-        fingerprint: (np.asarray(stored["labels"]), len(stored["label_names"]))
+        fingerprint: Labels(np.asarray(stored["labels"]), len(stored["label_names"]))
         for fingerprint, stored in read_test_labels(args.a).items()
     }
     result = compare(a, b, labels, args.metric, args.alpha)
