@@ -538,11 +538,21 @@ def _grid(count: int, width: float = 4.2, height: float = 3.2):
     return figure, list(axes.flat[:count])
 
 
+def method_colors(analysis: Analysis) -> dict[str, tuple]:
+    """One colour per row label, the same in every panel and plot of the report."""
+    import matplotlib
+
+    labels = sorted({row.label for section in analysis.sections for row in section.rows})
+    palette = matplotlib.colormaps["tab10" if len(labels) <= 10 else "tab20"]
+    return {label: palette(i % palette.N) for i, label in enumerate(labels)}
+
+
 def _learning_curves(analysis: Analysis):
     """Per dataset: the metric against examples per class (log), mean over seeds with a band of ± one std."""
     datasets = sorted({s.dataset for s in analysis.sections})
     if len({s.shots for s in analysis.sections}) < 2:
         return None  # one budget (or none): no curve
+    colors = method_colors(analysis)
     figure, axes = _grid(len(datasets))
     for ax, dataset in zip(axes, datasets, strict=True):
         lines: dict[str, list[tuple[float, float, float]]] = {}
@@ -558,10 +568,10 @@ def _learning_curves(analysis: Analysis):
         for label, points in sorted(lines.items()):
             points.sort()
             xs, means, stds = zip(*points, strict=True)
-            (line,) = ax.plot(xs, means, marker="o", label=label)
+            ax.plot(xs, means, marker="o", label=label, color=colors[label])
             low = [m - s for m, s in zip(means, stds, strict=True)]
             high = [m + s for m, s in zip(means, stds, strict=True)]
-            ax.fill_between(xs, low, high, color=line.get_color(), alpha=0.15)
+            ax.fill_between(xs, low, high, color=colors[label], alpha=0.15)
         _log_axis(ax, {x: ticks[x] for x in sorted({x for points in lines.values() for x, _, _ in points})})
         ax.set_title(dataset, fontsize="medium")
         ax.set_xlabel("labelled examples per class (all: the pool's mean per class)")
@@ -572,20 +582,24 @@ def _learning_curves(analysis: Analysis):
 
 def _quality_vs_cost(analysis: Analysis):
     """Per budget: each method's metric against its train + one-off seconds per cell (log), averaged over the
-    datasets where it has a result; the Pareto front (no method both better and cheaper) joined."""
+    datasets where it has a result; the Pareto front (no method both better and cheaper) joined and starred. The
+    methods are told apart by a legend, not by labels beside the points: close points' labels overlap."""
     budgets = sorted({s.shots for s in analysis.sections}, key=lambda b: b.sort_key)
     if not budgets:
         return None  # nothing finished yet
-    figure, axes = _grid(len(budgets))
+    colors = method_colors(analysis)
+    figure, axes = _grid(len(budgets), width=5.2)
     for ax, budget in zip(axes, budgets, strict=True):
         points = _cost_points(analysis, budget)
         front = pareto_front(points)
-        for label, (cost, score) in sorted(points.items()):
-            ax.scatter(cost, score, marker="*" if label in front else "o", s=60 if label in front else 25)
-            ax.annotate(label, (cost, score), fontsize="x-small", xytext=(3, 3), textcoords="offset points")
         if front:
             ordered = sorted(points[label] for label in front)
-            ax.step(*zip(*ordered, strict=True), where="post", color="grey", linewidth=0.8)
+            ax.step(*zip(*ordered, strict=True), where="post", color="grey", linewidth=0.8, zorder=1)
+        for label, (cost, score) in sorted(points.items()):
+            on_front = label in front
+            ax.scatter(cost, score, color=colors[label], marker="*" if on_front else "o", s=90 if on_front else 30,
+                       label=label, zorder=2)  # fmt: skip
+        ax.legend(fontsize="x-small", title="★: on the Pareto front", title_fontsize="x-small")
         _log_axis(ax)
         ax.set_title(budget.label, fontsize="medium")
         ax.set_xlabel("train + one-off seconds per cell")
@@ -594,13 +608,17 @@ def _quality_vs_cost(analysis: Analysis):
 
 
 def _log_axis(ax, ticks: dict[float, str] | None = None) -> None:
-    """A log x axis labelled in plain numbers, or at `ticks` with their labels."""
-    from matplotlib.ticker import FuncFormatter, NullFormatter
+    """A log x axis labelled in plain numbers (at 1, 2 and 5 times a power of ten when the data span less than two
+    decades, else one label a decade), or at `ticks` with their labels. Call it after plotting."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
     ax.set_xscale("log")
     if ticks:
         ax.set_xticks(list(ticks), list(ticks.values()))
     else:
+        low, high = ax.get_xlim()
+        if high / low < 100:
+            ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
 

@@ -151,6 +151,32 @@ def test_learning_curves_put_all_labels_at_the_pool_and_name_it():
     assert ticks == ["8", "all\n(~500)"]  # 1,001 pool examples over 2 classes
 
 
+def test_quality_against_cost_names_every_method_in_a_legend_in_its_curve_colour_with_readable_ticks():
+    """Close points' labels overlapped when written beside them: a legend names the methods, in the colours the
+    learning curves use; a cost axis spanning less than a decade (40-300 s) is labelled more than once."""
+    labels = np.random.default_rng(3).integers(0, 2, 60)
+    records = []
+    for method, seconds in (("a", 40.0), ("b", 90.0), ("c", 92.0), ("d", 300.0)):
+        for shots in (8, 64):
+            for seed in range(2):
+                r = record(method, seed, 0.7, shots=shots, predictions=predicted(labels, 0.7, seed), n_test=60,
+                           train_seconds=seconds)  # fmt: skip
+                records.append(r)
+    analysis = report.analyse(records, "accuracy", {"f": Labels(labels, 2)})
+    colours = report.method_colors(analysis)
+    assert len(set(colours.values())) == 4
+    cost_axes = report._quality_vs_cost(analysis).axes
+    curves = report._learning_curves(analysis).axes[0]
+    assert {line.get_label(): line.get_color() for line in curves.get_lines()} == colours
+    for ax in cost_axes:
+        legend = ax.get_legend()
+        assert [t.get_text() for t in legend.get_texts()] == ["a", "b", "c", "d"] and not ax.texts
+        assert [tuple(h.get_facecolor()[0]) for h in legend.legend_handles] == [colours[m] for m in "abcd"]
+        low, high = ax.get_xlim()
+        shown = [t for t in ax.get_xticklabels() if t.get_text() and low <= t.get_position()[0] <= high]
+        assert len(shown) >= 2
+
+
 def test_the_cross_dataset_tables_mark_a_method_that_reads_the_unlabelled_pool():
     labels = np.random.default_rng(0).integers(0, 2, 100)
     records = []
