@@ -316,6 +316,11 @@ class Floor:
     def seconds(self) -> float:
         return sum(part.seconds for parts in self.parts.values() for part in parts.values())
 
+    @property
+    def cell_seconds(self) -> float:
+        """The cells' machine-seconds: train and predict, without the one-off work."""
+        return sum(part.seconds for parts in self.parts.values() for work, part in parts.items() if work != "one-off")
+
     def minutes(self, peak_gflops: float) -> float:
         return self.tflop * 1e3 / peak_gflops / 60
 
@@ -399,10 +404,10 @@ def print_floor(folder: Path, peak: float | None, precision: str) -> int:
     if "one_off" in info:  # the cells' machine time, and the one-off work this run did as jobs of their own
         cores = info.get("cpu_count") or os.cpu_count() or 1
         one_off = sum(job["seconds"] * min(job["threads"], cores) / cores for job in info["one_off"]) / 60
-        cells = sum(part.seconds for parts in floor.parts.values() for work, part in parts.items() if work != "one-off")
-        outside = wall - cells / 60 - one_off
+        cells = floor.cell_seconds / 60
+        outside = wall - cells - one_off
         out.print(
-            f"of the machine's {wall:.1f} min: cells {cells / 60:.1f}, one-off work {one_off:.1f}, "
+            f"of the machine's {wall:.1f} min: cells {cells:.1f}, one-off work {one_off:.1f}, "
             f"no job's measured work {outside:.1f} ({outside / wall:.0%}: start-up, loading, idle cores)"
         )
     return 0
