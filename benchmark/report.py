@@ -16,6 +16,7 @@ import html
 import io
 import json
 import math
+import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -582,15 +583,16 @@ def _learning_curves(analysis: Analysis):
 
 def _quality_vs_cost(analysis: Analysis):
     """Per budget: each method's metric against its train + one-off seconds per cell (log), averaged over the
-    datasets where it has a result; the Pareto front (no method both better and cheaper) joined and starred. The
-    methods are told apart by a legend, not by labels beside the points: close points' labels overlap."""
+    datasets where every method has a result (as the average rank is: a mean over other datasets would not
+    compare); the Pareto front (no method both better and cheaper) joined and starred. The methods are told apart
+    by a legend, not by labels beside the points: close points' labels overlap."""
     budgets = sorted({s.shots for s in analysis.sections}, key=lambda b: b.sort_key)
     if not budgets:
         return None  # nothing finished yet
     colors = method_colors(analysis)
     figure, axes = _grid(len(budgets), width=5.2)
     for ax, budget in zip(axes, budgets, strict=True):
-        points = _cost_points(analysis, budget)
+        points, datasets = _cost_points(analysis, budget)
         front = pareto_front(points)
         if front:
             ordered = sorted(points[label] for label in front)
@@ -599,9 +601,13 @@ def _quality_vs_cost(analysis: Analysis):
             on_front = label in front
             ax.scatter(cost, score, color=colors[label], marker="*" if on_front else "o", s=90 if on_front else 30,
                        label=label, zorder=2)  # fmt: skip
-        ax.legend(fontsize="x-small", title="★: on the Pareto front", title_fontsize="x-small")
-        _log_axis(ax)
-        ax.set_title(budget.label, fontsize="medium")
+        if points:
+            ax.legend(fontsize="x-small", title="★: on the Pareto front", title_fontsize="x-small")
+            _log_axis(ax)
+            over = datasets[0] if len(datasets) == 1 else f"mean over {len(datasets)} datasets"
+        else:
+            over = "no dataset where every method has a result yet"
+        ax.set_title(f"{budget.label} · {over}", fontsize="medium")
         ax.set_xlabel("train + one-off seconds per cell")
         ax.set_ylabel(analysis.metric)
     return figure
@@ -623,15 +629,23 @@ def _log_axis(ax, ticks: dict[float, str] | None = None) -> None:
     ax.xaxis.set_minor_formatter(NullFormatter())
 
 
-def _cost_points(analysis: Analysis, budget) -> dict[str, tuple[float, float]]:
-    sums: dict[str, list[tuple[float, float]]] = {}
+def _cost_points(analysis: Analysis, budget) -> tuple[dict[str, tuple[float, float]], list[str]]:
+    """Each method's (train + one-off seconds, metric) at `budget`, averaged over the datasets where every method
+    with a result at that budget has one; and those datasets."""
+    by_dataset: dict[str, dict[str, tuple[float, float]]] = {}
     for section in (s for s in analysis.sections if s.shots == budget):
         for row in section.rows:
             values = row.values(analysis.metric)
             train = row.mean("train_seconds")
             if values and train is not None:
-                sums.setdefault(row.label, []).append((train + row.one_off, sum(values) / len(values)))
-    return {label: (sum(c for c, _ in v) / len(v), sum(s for _, s in v) / len(v)) for label, v in sums.items()}
+                by_dataset.setdefault(section.dataset, {})[row.label] = (train + row.one_off, statistics.fmean(values))
+    methods = set().union(*by_dataset.values())
+    complete = sorted(d for d, points in by_dataset.items() if points.keys() == methods)
+    averaged = {}
+    for label in methods if complete else ():
+        costs, scores = zip(*(by_dataset[d][label] for d in complete), strict=True)
+        averaged[label] = (statistics.fmean(costs), statistics.fmean(scores))
+    return averaged, complete
 
 
 def pareto_front(points: dict[str, tuple[float, float]]) -> set[str]:

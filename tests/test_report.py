@@ -177,6 +177,28 @@ def test_quality_against_cost_names_every_method_in_a_legend_in_its_curve_colour
         assert len(shown) >= 2
 
 
+def test_quality_against_cost_averages_only_over_datasets_where_every_method_has_a_result():
+    """A suite still running (or a failed cell) leaves a method without a dataset: a mean over other datasets than
+    the rest would not compare, so that dataset is left out of every point, and the panel says what it averages."""
+    labels = np.random.default_rng(4).integers(0, 2, 60)
+    records = []
+    for d, methods in (("d1", {"a": 10.0, "b": 20.0}), ("d2", {"a": 30.0}), ("d3", {"a": 50.0, "b": 60.0})):
+        for method, seconds in methods.items():
+            r = record(method, 0, 0.7, dataset=d, dataset_fingerprint=f"fp-{d}", n_test=60, train_seconds=seconds,
+                       predictions=predicted(labels, 0.7, 0))  # fmt: skip
+            r.cell = f"{d}-{method}"
+            records.append(r)
+    known = {f"fp-{d}": Labels(labels, 2) for d in ("d1", "d2", "d3")}
+    analysis = report.analyse(records, "accuracy", known)
+    (budget,) = {s.shots for s in analysis.sections}
+    points, datasets = report._cost_points(analysis, budget)
+    assert datasets == ["d1", "d3"] and points["a"][0] == 30.0 and points["b"][0] == 40.0
+    assert report._quality_vs_cost(analysis).axes[0].get_title() == "8 per class · mean over 2 datasets"
+    only_d2 = report.analyse([r for r in records if r.dataset == "d2"] + [records[1]], "accuracy", known)
+    (title,) = [ax.get_title() for ax in report._quality_vs_cost(only_d2).axes]
+    assert title == "8 per class · no dataset where every method has a result yet"
+
+
 def test_the_cross_dataset_tables_mark_a_method_that_reads_the_unlabelled_pool():
     labels = np.random.default_rng(0).integers(0, 2, 100)
     records = []
