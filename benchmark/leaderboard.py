@@ -161,8 +161,9 @@ class CrossDataset:
 
 
 def across_datasets(sections: list[Section], unsupplied: dict[str, list[str]] | None = None) -> list[CrossDataset]:
-    """Per budget with two or more datasets (counting those that cannot supply it), the cross-dataset summary.
-    A dataset without statistics (test labels unknown) is left out of it."""
+    """Per budget with two or more datasets (counting those that cannot supply it), the cross-dataset summary
+    over the datasets that can supply it: one that cannot is n/a for every method alike, so it is listed, not
+    counted (a mean over the others compares). A dataset without statistics (test labels unknown) is left out."""
     unsupplied = unsupplied or {}
     by_budget: dict[Budget, dict[str, list[MethodStats]]] = defaultdict(dict)
     unlabelled: dict[Budget, set[str]] = defaultdict(set)  # rows that read the unlabelled pool
@@ -177,7 +178,7 @@ def across_datasets(sections: list[Section], unsupplied: dict[str, list[str]] | 
         missing = [d for d in datasets if str(budget) in unsupplied.get(d, [])]
         if len(by_budget[budget]) + len(missing) < 2:
             continue
-        per_dataset = dict(by_budget[budget]) | {d: [] for d in missing}
+        per_dataset = dict(by_budget[budget])
         summary = summarize_across_datasets(per_dataset)
         out.append(CrossDataset(budget, summary, missing, per_dataset, frozenset(unlabelled[budget])))
     return out

@@ -199,20 +199,21 @@ def columns(metric: str, statistics: bool) -> list[str]:
 def cross_cells(cross: CrossDataset) -> tuple[list[str], list[dict[str, str]]]:
     """The cross-dataset table of one budget: a row per method, a column per dataset, then the summaries."""
     summary = cross.summary
-    datasets = list(summary.datasets)
+    datasets = list(summary.datasets)  # those that can supply the budget; then the n/a ones
     rows = []
     for method in _by_rank(summary):
         row = {"method": method + (f" {UNLABELLED_MARK}" if method in cross.uses_unlabelled else "")}
         for dataset in datasets:
             mean = summary.per_dataset_means[dataset][method]
-            row[dataset] = "n/a" if dataset in cross.unsupplied else ("—" if mean is None else f"{mean:.3f}")
+            row[dataset] = "—" if mean is None else f"{mean:.3f}"
+        row |= dict.fromkeys(cross.unsupplied, "n/a")
         overall = summary.mean_over_datasets[method]
         rank = summary.average_rank[method]
         row["mean"] = "incomplete" if overall is None else f"{overall:.3f}"
         row["avg rank"] = "—" if rank is None else f"{rank:.2f}"
         row["≈ best on"] = f"{summary.n_tied_with_best[method]} of {len(datasets)}"
         rows.append(row)
-    return ["method", *datasets, "mean", "avg rank", "≈ best on"], rows
+    return ["method", *datasets, *cross.unsupplied, "mean", "avg rank", "≈ best on"], rows
 
 
 def _by_rank(summary) -> list[str]:
@@ -284,7 +285,8 @@ def _cross_note(cross: CrossDataset) -> str:
 
 def analysis_mean_note() -> str:
     return (
-        "mean: over every dataset, 'incomplete' when one lacks the method's result; avg rank: over the datasets "
+        "mean: over every dataset that can supply the budget, 'incomplete' when one lacks the method's result "
+        "(never a mean over fewer datasets); avg rank: over the datasets "
         "where every method has a result (1 = best); ≈ best on: datasets where the method is not distinguishable "
         "from that dataset's best."
     )
@@ -554,6 +556,7 @@ def _learning_curves(analysis: Analysis):
     if len({s.shots for s in analysis.sections}) < 2:
         return None  # one budget (or none): no curve
     colors = method_colors(analysis)
+    pooled = any(s.shots.is_all for s in analysis.sections)
     figure, axes = _grid(len(datasets))
     for ax, dataset in zip(axes, datasets, strict=True):
         lines: dict[str, list[tuple[float, float, float]]] = {}
@@ -575,7 +578,7 @@ def _learning_curves(analysis: Analysis):
             ax.fill_between(xs, low, high, color=colors[label], alpha=0.15)
         _log_axis(ax, {x: ticks[x] for x in sorted({x for points in lines.values() for x, _, _ in points})})
         ax.set_title(dataset, fontsize="medium")
-        ax.set_xlabel("labelled examples per class (all: the pool's mean per class)")
+        ax.set_xlabel("examples per class" + ("\n(all: the pool's mean per class)" if pooled else ""))
         ax.set_ylabel(analysis.metric)
     axes[0].legend(fontsize="x-small")
     return figure

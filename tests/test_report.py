@@ -64,14 +64,19 @@ def test_summary_json_has_every_field_scripts_read(analysis):
     assert len(data["cells"]) == 2 * 3 and all(set(entry) >= SUMMARY_FIELDS for entry in data["cells"])
     (cross,) = data["across_datasets"]
     assert cross["unsupplied"] == ["d3"] and cross["test_note"].startswith("too few datasets for a test")
-    assert cross["methods"]["strong"]["mean_over_datasets"] is None  # d3 has no result: incomplete
+    assert cross["datasets"] == ["d1", "d2"]  # d3 cannot supply the budget: n/a for every method, not counted
+    strong = cross["methods"]["strong"]
+    assert strong["mean_over_datasets"] == pytest.approx(sum(strong["per_dataset_means"].values()) / 2)
     assert cross["methods"]["strong"]["average_rank"] == 1.0
 
 
 def test_cross_dataset_table_says_n_a_and_incomplete(analysis):
+    """A dataset that cannot supply the budget is n/a for every method alike: shown, but the mean and "≈ best on"
+    count the datasets that can supply it (else every mean at that budget read "incomplete")."""
     names, rows = report.cross_cells(analysis.cross[0])
     assert names == ["method", "d1", "d2", "d3", "mean", "avg rank", "≈ best on"]
-    assert rows[0]["d3"] == "n/a" and rows[0]["mean"] == "incomplete" and rows[2]["≈ best on"] == "0 of 3"
+    assert rows[0]["d3"] == "n/a" and rows[0]["mean"] == f"{analysis.cross[0].summary.mean_over_datasets['strong']:.3f}"
+    assert [row["≈ best on"] for row in rows] == ["2 of 2", "2 of 2", "0 of 2"]
 
 
 def test_latex_uses_booktabs_bold_for_the_best_and_a_star_for_ties(analysis):
