@@ -16,9 +16,9 @@ import html
 import io
 import json
 import math
-import statistics
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from statistics import fmean
 
 import numpy as np
 
@@ -641,13 +641,13 @@ def _cost_points(analysis: Analysis, budget) -> tuple[dict[str, tuple[float, flo
             values = row.values(analysis.metric)
             train = row.mean("train_seconds")
             if values and train is not None:
-                by_dataset.setdefault(section.dataset, {})[row.label] = (train + row.one_off, statistics.fmean(values))
+                by_dataset.setdefault(section.dataset, {})[row.label] = (train + row.one_off, fmean(values))
     methods = set().union(*by_dataset.values())
     complete = sorted(d for d, points in by_dataset.items() if points.keys() == methods)
     averaged = {}
     for label in methods if complete else ():
         costs, scores = zip(*(by_dataset[d][label] for d in complete), strict=True)
-        averaged[label] = (statistics.fmean(costs), statistics.fmean(scores))
+        averaged[label] = (fmean(costs), fmean(scores))
     return averaged, complete
 
 
