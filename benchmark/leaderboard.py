@@ -6,10 +6,11 @@ How cells are counted: each row aggregates the newest record of each cell. Faile
 (``2 ok, 1 failed``), never averaged in as zeros; a row whose cells all failed ranks last and shows ``failed``.
 Means and sample standard deviations (ddof=1) are over the seeds that finished. Paired comparisons use the
 seeds both methods finished on the identical sample (the records' `sample` hashes agree). Records of one method
-with other hyperparameters, another revision of its code or another precision are rows of their own, labelled
-with what differs (``full [lr=0.0001]``, ``setfit [revision=2]``). Across datasets, a method missing a dataset
-(failed, not run, or a budget the dataset cannot supply) makes its mean "incomplete", never an average over fewer
-datasets.
+with other hyperparameters or another precision are rows of their own, labelled with what differs
+(``full [lr=0.0001]``). Records of an older revision of a method's code than the newest in the records are
+superseded: left out of the tables (`superseded` counts them; the reports say so). Across datasets, a method
+missing a dataset (failed, not run, or a budget the dataset cannot supply) makes its mean "incomplete", never an
+average over fewer datasets.
 """
 
 from __future__ import annotations
@@ -71,12 +72,15 @@ class Labels:
 def build(records: list[Record], metric: str = "macro_f1", labels: dict[str, Labels] | None = None) -> list[Section]:
     """Sections ranked by `metric`; with the test `labels` of a dataset (by fingerprint), its statistics."""
     latest = {r.cell: r for r in records}
+    newest = _newest_revisions(latest.values())
     grouped: dict[tuple, dict[tuple, Row]] = defaultdict(dict)
     variants: dict[str, set[str]] = defaultdict(set)  # per method over the whole run: one label per variant
     fingerprints: dict[tuple, str] = {}
     # the one-off work serves every budget, so every budget's row shows its cost, also where cells loaded it
     one_off: dict[tuple, float] = defaultdict(float)  # (dataset, model, method, variant) -> seconds
     for record in latest.values():
+        if record.revision < newest[record.method]:
+            continue  # superseded
         variant = _variant(record)
         key = (record.dataset, record.model, record.shots)
         fingerprints[key] = record.dataset_fingerprint
@@ -97,6 +101,21 @@ def build(records: list[Record], metric: str = "macro_f1", labels: dict[str, Lab
         _rank(section, metric, (labels or {}).get(section.fingerprint))
         sections.append(section)
     return sections
+
+
+def superseded(records: list[Record]) -> Counter[tuple[str, int]]:
+    """(method, revision) -> cells the tables leave out because the records hold a newer revision of the method's
+    code: raising a revision declares the old code's results outdated (docs/protocol.md); they stay on disk."""
+    latest = {r.cell: r for r in records}.values()
+    newest = _newest_revisions(latest)
+    return Counter((r.method, r.revision) for r in latest if r.revision < newest[r.method])
+
+
+def _newest_revisions(records) -> dict[str, int]:
+    newest: dict[str, int] = {}
+    for record in records:
+        newest[record.method] = max(newest.get(record.method, record.revision), record.revision)
+    return newest
 
 
 def _rank(section: Section, metric: str, labels: Labels | None) -> None:
@@ -134,7 +153,7 @@ def _agreed_samples(section: Section) -> dict[int, str | None]:
 
 def _variant(record: Record) -> str:
     """The method's configuration: its hyperparameters and the revision of its code (and the precision, so that
-    tables from different precisions never mix). Records of an older revision are another variant."""
+    tables from different precisions never mix)."""
     return json.dumps(record.params | {"revision": record.revision, "precision": record.precision}, sort_keys=True)
 
 

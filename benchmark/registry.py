@@ -45,7 +45,7 @@ class Method(Protocol):
 
     # Optional: a class attribute ``revision: int`` (1 if absent). Raise it when a change to the code changes
     # the method's results with the same hyperparameters: the cell key carries it, so a resumed run computes the
-    # new revision's cells instead of keeping the old records, and the leaderboard shows the two apart.
+    # new revision's cells instead of keeping the old records, and the tables leave the old records out.
     #
     # Optional: ``precompute(self, ctx) -> None`` does the configuration's one-off work (frozen features, an
     # adapted encoder: whatever `fit` would otherwise build on its first cell through ``ctx.one_off``). The

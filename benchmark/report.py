@@ -38,6 +38,7 @@ class Analysis:
     cross: list[CrossDataset]
     pool_per_class: dict[str, float]  # dataset -> train-pool examples per class (the x of 'all labels')
     threads: tuple[int, ...] = ()  # the torch threads the ok cells ran on, each once, ascending
+    superseded: tuple[tuple[str, int, int], ...] = ()  # (method, revision, cells) left out: a newer revision ran
 
     @property
     def has_statistics(self) -> bool:
@@ -54,7 +55,10 @@ def analyse(
         if record.ok and record.shots.is_all and record.n_train and fingerprint_labels:
             pool[record.dataset] = record.n_train / fingerprint_labels.num_labels
     threads = tuple(sorted({record.threads for record in records if record.ok}))
-    return Analysis(metric, sections, leaderboard.across_datasets(sections, unsupplied), pool, threads)
+    superseded = tuple(
+        (method, revision, n) for (method, revision), n in sorted(leaderboard.superseded(records).items())
+    )
+    return Analysis(metric, sections, leaderboard.across_datasets(sections, unsupplied), pool, threads, superseded)
 
 
 def of_folder(folder: Path, records: list[Record], metric: str) -> Analysis:
@@ -253,6 +257,9 @@ def footnote(analysis: Analysis) -> str:
         )
     else:
         text += " Δ best: paired mean difference to the top row (no test labels beside the records: no intervals)."
+    if analysis.superseded:
+        left_out = ", ".join(f"{method} revision {revision} ({n} cells)" for method, revision, n in analysis.superseded)
+        text += f" Left out, superseded by a newer revision of the method's code (records kept): {left_out}."
     return text
 
 
@@ -458,6 +465,7 @@ def summary(analysis: Analysis) -> dict:
         "resamples": leaderboard.RESAMPLES,
         "cells": entries,
         "across_datasets": [_finite(_cross_json(cross)) for cross in analysis.cross],
+        "superseded": [{"method": m, "revision": r, "cells": n} for m, r, n in analysis.superseded],
     }
 
 

@@ -87,10 +87,14 @@ def test_architectures_peft_does_not_know_get_adapters_on_every_linear_layer_of_
     assert len(adapted_modules(model)) >= 3 * 4  # at least q/k/v (or fused qkv), out, and the MLP, in 3 blocks
 
 
-def test_the_budget_rule_gives_lora_three_epochs_on_a_large_pool_and_fulls_epochs_on_a_small_one():
+def test_the_budget_rule_gives_lora_500_steps_under_the_epoch_cap_and_three_epochs_on_a_large_pool():
     from methods.full import Full
 
     lora, full = LoRA().schedule(), Full().schedule()
     assert lora.resolve(11_477)["epochs"] == 3 and full.resolve(11_477)["epochs"] == 1
-    for n in (16, 128):  # 8 and 64 per class, 2 classes: the step minimum binds, as for full
+    for n in (16, 24):  # 8 per class, 2 and 3 classes: the 50-epoch cap keeps full's schedule
         assert lora.resolve(n) == full.resolve(n)
+    assert lora.resolve(40) == {"epochs": 50, "steps": 150, "batch_size": 16}  # 8 per class, 5 classes
+    assert lora.resolve(192) == {"epochs": 42, "steps": 504, "batch_size": 16}  # 64 per class, 3 classes
+    assert full.resolve(192)["steps"] == 108
+    assert LoRA.revision == 2  # the schedule changed LoRA's results: records of revision 1 are superseded

@@ -189,7 +189,7 @@ def test_a_changed_hyperparameter_is_a_new_cell(args, tmp_path):
     assert "logreg [C=10.0]" in board and "logreg [C=1.0]" in board
 
 
-def test_a_new_revision_of_a_methods_code_is_a_new_cell_and_its_own_row(args, tmp_path, throwaway, monkeypatch):
+def test_a_new_revision_of_a_methods_code_is_a_new_cell_and_supersedes_the_old(args, tmp_path, throwaway, monkeypatch):
     throwaway("majority", Majority)
     main(args + ["--methods", "majority"])
     monkeypatch.setattr(Majority, "revision", 2, raising=False)  # the method's code changed its results
@@ -197,9 +197,12 @@ def test_a_new_revision_of_a_methods_code_is_a_new_cell_and_its_own_row(args, tm
     records = records_of(tmp_path / "run")
     assert [r["revision"] for r in records] == [1] * 4 + [2] * 4  # resumed, the old records did not count
     assert len({r["cell"] for r in records}) == 8
-    main(["report", str(tmp_path / "run")])
+    main(["report", str(tmp_path / "run")])  # the whole folder's: the old revision is left out, and said so
     board = (tmp_path / "run" / "leaderboard.md").read_text()
-    assert "majority [revision=1]" in board and "majority [revision=2]" in board  # never averaged together
+    assert "[revision=" not in board and "superseded by a newer revision" in board and "majority revision 1" in board
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["superseded"] == [{"method": "majority", "revision": 1, "cells": 4}]
+    assert {c["n"] for c in summary["cells"]} == {2}  # each budget's 2 seeds, of revision 2 only
 
 
 def test_revision_1_keeps_the_keys_written_before_revisions_were_counted():

@@ -128,10 +128,14 @@ def test_variants_of_one_method_are_separate_rows_labelled_by_what_differs():
     assert sorted(r.label for r in section.rows) == ["a [lr=1]", "a [lr=3]"]
 
 
-def test_records_of_another_revision_of_a_method_are_a_row_of_their_own():
-    old, new = record("a", 0, 0.5), record("a", 1, 0.7, revision=2)
-    (section,) = leaderboard.build([old, new])
-    assert sorted((r.label, len(r.ok)) for r in section.rows) == [("a [revision=1]", 1), ("a [revision=2]", 1)]
+def test_records_of_an_older_revision_of_a_method_are_superseded_and_left_out():
+    old = [record("a", seed, 0.5, params={"lr": 1}) for seed in (0, 1)]  # revision 1, another default too
+    new = record("a", 0, 0.7, params={"lr": 2}, revision=2)
+    other = record("b", 0, 0.6)  # another method's revision 1 is its newest: kept
+    (section,) = leaderboard.build([*old, new, other])
+    assert sorted((r.label, len(r.ok)) for r in section.rows) == [("a", 1), ("b", 1)]  # no label: one variant
+    assert leaderboard.superseded([*old, new, other]) == {("a", 1): 2}
+    assert leaderboard.superseded([*old, other]) == {}  # nothing newer: revision 1 is the table
 
 
 def test_budgets_sort_numerically_with_all_last_and_csv_has_numbers():
