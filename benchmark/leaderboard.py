@@ -71,16 +71,13 @@ class Labels:
 
 def build(records: list[Record], metric: str = "macro_f1", labels: dict[str, Labels] | None = None) -> list[Section]:
     """Sections ranked by `metric`; with the test `labels` of a dataset (by fingerprint), its statistics."""
-    latest = {r.cell: r for r in records}
-    newest = _newest_revisions(latest.values())
+    current, _ = _by_revision(records)
     grouped: dict[tuple, dict[tuple, Row]] = defaultdict(dict)
     variants: dict[str, set[str]] = defaultdict(set)  # per method over the whole run: one label per variant
     fingerprints: dict[tuple, str] = {}
     # the one-off work serves every budget, so every budget's row shows its cost, also where cells loaded it
     one_off: dict[tuple, float] = defaultdict(float)  # (dataset, model, method, variant) -> seconds
-    for record in latest.values():
-        if record.revision < newest[record.method]:
-            continue  # superseded
+    for record in current:
         variant = _variant(record)
         key = (record.dataset, record.model, record.shots)
         fingerprints[key] = record.dataset_fingerprint
@@ -106,16 +103,17 @@ def build(records: list[Record], metric: str = "macro_f1", labels: dict[str, Lab
 def superseded(records: list[Record]) -> Counter[tuple[str, int]]:
     """(method, revision) -> cells the tables leave out because the records hold a newer revision of the method's
     code: raising a revision declares the old code's results outdated (docs/protocol.md); they stay on disk."""
+    return Counter((r.method, r.revision) for r in _by_revision(records)[1])
+
+
+def _by_revision(records: list[Record]) -> tuple[list[Record], list[Record]]:
+    """The newest record of each cell, split into those of their method's newest revision and the superseded."""
     latest = {r.cell: r for r in records}.values()
-    newest = _newest_revisions(latest)
-    return Counter((r.method, r.revision) for r in latest if r.revision < newest[r.method])
-
-
-def _newest_revisions(records) -> dict[str, int]:
     newest: dict[str, int] = {}
-    for record in records:
+    for record in latest:
         newest[record.method] = max(newest.get(record.method, record.revision), record.revision)
-    return newest
+    current = [r for r in latest if r.revision == newest[r.method]]
+    return current, [r for r in latest if r.revision < newest[r.method]]
 
 
 def _rank(section: Section, metric: str, labels: Labels | None) -> None:
