@@ -601,7 +601,7 @@ def _quality_vs_cost(analysis: Analysis):
     if not budgets:
         return None  # nothing finished yet
     colors = method_colors(analysis)
-    figure, axes = _grid(len(budgets), width=5.2)
+    figure, axes = _grid(len(budgets), width=6.4)
     for ax, budget in zip(axes, budgets, strict=True):
         points, datasets = _cost_points(analysis, budget)
         front = pareto_front(points)
@@ -613,7 +613,9 @@ def _quality_vs_cost(analysis: Analysis):
             ax.scatter(cost, score, color=colors[label], marker="*" if on_front else "o", s=90 if on_front else 30,
                        label=label, zorder=2)  # fmt: skip
         if points:
-            ax.legend(fontsize="x-small", title="★: on the Pareto front", title_fontsize="x-small")
+            # beside the panel, not in it: inside, the legend hid a point of the committed suite's plot
+            ax.legend(fontsize="x-small", title="★: on the Pareto front", title_fontsize="x-small",
+                      loc="upper left", bbox_to_anchor=(1.01, 1.0))  # fmt: skip
             _log_axis(ax)
             over = datasets[0] if len(datasets) == 1 else f"mean over {len(datasets)} datasets"
         else:
