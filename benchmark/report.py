@@ -613,7 +613,7 @@ def _quality_vs_cost(analysis: Analysis):
             ax.scatter(cost, score, color=colors[label], marker="*" if on_front else "o", s=90 if on_front else 30,
                        label=label, zorder=2)  # fmt: skip
         if points:
-            # beside the panel, not in it: inside, the legend hid a point of the committed suite's plot
+            # beside the panel: inside it, even matplotlib's "best" place can cover a point
             ax.legend(fontsize="x-small", title="★: on the Pareto front", title_fontsize="x-small",
                       loc="upper left", bbox_to_anchor=(1.01, 1.0))  # fmt: skip
             _log_axis(ax)
