@@ -5,14 +5,17 @@ The harness times the building here, once, and keeps that cost beside the artifa
 artifact still reports what it cost (the record's `one_off_seconds`), and the time a cell spent building or
 loading it (`shared_seconds`) is kept apart from the cell's own training time. Methods never time anything.
 
-On disk an artifact is a folder ``<root>/<kind>/<key>/`` holding what `save` wrote and ``cost.json``; the folder
-appears in one rename when complete, under a file lock, so parallel workers asking for the same key wait for
-the first one and load its result.
+On disk an artifact is a folder ``<root>/<kind>/<key>/`` holding what `save` wrote and ``cost.json`` (its cost
+and the SHA-256 of every file); the folder appears in one rename when complete, under a file lock, so parallel
+workers asking for the same key wait for the first one and load its result. An entry whose files no longer match
+their checksums, or that does not load, is reported and built again, never used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -83,18 +86,50 @@ class OneOffCache:
         folder = self.root / kind / key
         folder.parent.mkdir(parents=True, exist_ok=True)
         with exclusive(folder):
-            if (folder / COST).is_file():
-                facts = json.loads((folder / COST).read_text())
-                return load(folder), Cost(facts["build_seconds"], facts.get("build_flops", 0.0)), False
+            if folder.exists():
+                found = _verified(folder, load)
+                if isinstance(found, tuple):
+                    return (*found, False)
+                print(f"warning: cache entry {folder} is damaged ({found}): computing it again", file=sys.stderr)
             value, cost = _build(build)
 
             def write(scratch: Path) -> None:
                 save(value, scratch)
                 facts = {"build_seconds": cost.seconds, "build_flops": cost.flops, "kind": kind, "key": key}
-                (scratch / COST).write_text(json.dumps(facts))
+                (scratch / COST).write_text(json.dumps(facts | {"sha256": _checksums(scratch)}))
 
             atomic_folder(folder, write)
             return value, cost, True
+
+
+def _verified(folder: Path, load: Callable[[Path], T]) -> tuple[T, Cost] | str:
+    """The artifact in `folder` and its cost if every file is the one written there (SHA-256 kept in cost.json),
+    else what is wrong with it: a disk error, a copy cut short, an edit, a layout from before checksums."""
+    try:
+        facts = json.loads((folder / COST).read_text())
+        expected, cost = facts["sha256"], Cost(float(facts["build_seconds"]), float(facts.get("build_flops", 0.0)))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return f"{COST} unreadable or without checksums: {type(exc).__name__}"
+    found = _checksums(folder)
+    if found != expected:
+        changed = sorted(set(found) ^ set(expected) | {n for n in found if expected.get(n) != found[n]})
+        return f"{changed[0]} differs from what was written" if changed else "its files differ"
+    try:
+        return load(folder), cost
+    except Exception as exc:  # checksums match but the loader refuses it (a library's format moved on)
+        return f"it does not load: {type(exc).__name__}"
+
+
+def _checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of every file under `folder` but cost.json, by path relative to it."""
+    sums = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file() and p.name != COST):
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        sums[path.relative_to(folder).as_posix()] = digest.hexdigest()
+    return sums
 
 
 def _build(build: Callable[[], T]) -> tuple[T, Cost]:

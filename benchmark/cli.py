@@ -8,23 +8,26 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
 from benchmark import __version__
-from benchmark.errors import UsageError
+from benchmark.errors import Terminated, UsageError
 
 PROG = "fewshot-bench"
 COMMANDS = ("run", "list", "report", "compare", "speed")
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 130, 143
 EPILOG = f"""'run' is the default command: '{PROG} --methods ...' is '{PROG} run --methods ...'.
 
 exit codes:
   0    every cell finished ok
   1    some cell failed (its record and the reports are still written), or the run had to stop (disk full)
   2    a mistake in what was asked (one line on stderr; nothing written)
-  130  interrupted (Ctrl-C); re-running the same command resumes"""
+  130  interrupted (Ctrl-C); re-running the same command resumes
+  143  stopped by SIGTERM (kill, a cluster scheduler), handled as Ctrl-C; re-running resumes"""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,17 +41,32 @@ def main(argv: list[str] | None = None) -> int:
         argv = ["run", *argv]
     _tolerant_output()
     stdout, sys.stdout = sys.stdout, _QuietWhenReaderLeaves(sys.stdout)
+    previous = _terminate_as_interrupt()
     try:
         args = parser().parse_args(argv)
         return args.command(args)
     except UsageError as exc:
         print(f"{PROG}: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:  # a Ctrl-C outside the grid (or a second one): stop now, records stay valid
+    except KeyboardInterrupt as exc:  # a Ctrl-C or SIGTERM outside the grid (or a second one): records stay valid
         print(f"{PROG}: aborted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return EXIT_TERMINATED if isinstance(exc, Terminated) else EXIT_INTERRUPTED
     finally:
         sys.stdout = stdout
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _terminate_as_interrupt():
+    """SIGTERM unwinds like Ctrl-C (locks released, nothing half-written) instead of killing the process where it
+    stands; the grid itself treats it as a first Ctrl-C (runner.StopRequest). Only the main thread may set it."""
+
+    def handle(signum, frame):
+        raise Terminated
+
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, handle)
 
 
 class _QuietWhenReaderLeaves:
@@ -174,7 +192,10 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
 
 
 def _path(value: str) -> Path:
-    return Path(value).expanduser()
+    try:
+        return Path(value).expanduser()
+    except RuntimeError:  # '~' with neither $HOME nor a password-file entry (a container's random user id)
+        raise UsageError(f"{value}: '~' names no folder here (no home folder is known); give the full path") from None
 
 
 def _count(flag: str, most: int = 100_000):
@@ -186,9 +207,18 @@ def _count(flag: str, most: int = 100_000):
     return parse
 
 
-def default_cache() -> Path:
-    """Read when a command runs, not at import, so FEWSHOT_BENCH_CACHE set later still counts."""
-    return Path(os.environ.get("FEWSHOT_BENCH_CACHE", Path.home() / ".cache" / "fewshot-bench")).expanduser()
+def default_cache() -> Path | None:
+    """Read when a command runs, not at import, so FEWSHOT_BENCH_CACHE set later still counts. None (no cache on
+    disk, with a note) where no home folder is known and the variable is not set."""
+    if os.environ.get("FEWSHOT_BENCH_CACHE"):
+        return _path(os.environ["FEWSHOT_BENCH_CACHE"])
+    try:
+        return Path.home() / ".cache" / "fewshot-bench"
+    except RuntimeError:
+        from benchmark import console
+
+        console.note("no home folder is known: one-off work is not cached on disk (give --cache-dir to keep it)")
+        return None
 
 
 def run_config(args: argparse.Namespace):
@@ -197,15 +227,17 @@ def run_config(args: argparse.Namespace):
     from benchmark.budget import parse_budgets
 
     fields = config.read_file(args.config) if args.config else {}
-    if args.dataset and args.suite:
+    # `is not None` throughout: an empty value ('--methods ""', a shell variable left unset) is a mistake to
+    # name, not a flag left out (which would run every default method)
+    if args.dataset is not None and args.suite is not None:
         raise UsageError("give --dataset or --suite, not both")
     flags = {
-        "datasets": _names(args.dataset, "--dataset") if args.dataset else None,
-        "methods": _names(args.methods, "--methods") if args.methods else None,
-        "budgets": parse_budgets(args.shots) if args.shots else None,
-        "seeds": _count("--seeds", most=config.MAX_SEEDS)(args.seeds.strip()) if args.seeds else None,
+        "datasets": _names(args.dataset, "--dataset") if args.dataset is not None else None,
+        "methods": _names(args.methods, "--methods") if args.methods is not None else None,
+        "budgets": parse_budgets(args.shots) if args.shots is not None else None,
+        "seeds": _count("--seeds", most=config.MAX_SEEDS)(args.seeds.strip()) if args.seeds is not None else None,
     }
-    if args.suite:
+    if args.suite is not None:
         flags["datasets"] = config.suite(args.suite)
     for name in ("test", "text_col", "label_col", "model", "out", "metric", "device", "precision"):
         flags[name] = getattr(args, name)
@@ -230,9 +262,11 @@ def run_config(args: argparse.Namespace):
 
 
 def _names(value: str, flag: str) -> list[str]:
-    names = [n.strip() for n in value.split(",") if n.strip()]
-    if not names:
+    names = [n.strip() for n in value.split(",")]
+    if not any(names):
         raise UsageError(f"{flag}: give at least one name")
+    if "" in names:  # 'a,,b' or 'a,': a name lost in editing, not one to skip
+        raise UsageError(f"{flag}: '{value}' has an empty name between commas")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         raise UsageError(f"{flag}: {', '.join(repeated)} listed twice")
@@ -249,8 +283,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     config = run_config(args)
     plan, out = build_plan(config)
-    console.warn_unavailable(plan)
-    with RunFolder(out) as folder:
+    with RunFolder(out) as folder:  # first: a refused run prints its one line and nothing else
+        console.warn_unavailable(plan)
         for note in folder.notes:
             console.note(note)
         info = provenance.run_info(plan, out, config.summary())
@@ -267,7 +301,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         # the grid's wall time, one-off work and worker start-up included
         ended = {"cells_run": len(todo), "wall_seconds": round(time.perf_counter() - started, 1), "one_off": one_offs}
         if stop_reason != console.WRITE_FAILED:
-            folder.write_run_info(info | ended | {"interrupted": stop_reason == "interrupted"}, amend=True)
+            stopped = stop_reason in (console.INTERRUPTED, console.TERMINATED)
+            folder.write_run_info(info | ended | {"interrupted": stopped}, amend=True)
         latest = read_records(out).latest_by_cell()
         records = [latest[c.key] for c in plan.cells if c.key in latest]  # this grid's cells only
         if stop_reason != console.WRITE_FAILED:

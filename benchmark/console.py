@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
 import tempfile
 from pathlib import Path
 
+from benchmark.errors import Terminated
 from benchmark.record import Record
 
-INTERRUPTED, WRITE_FAILED = "interrupted", "write-failed"
+INTERRUPTED, TERMINATED, WRITE_FAILED = "interrupted", "terminated", "write-failed"
 
 
 def stdout():
@@ -84,8 +86,8 @@ class _CannotWrite(Exception):
 
 def run_grid(plan, cells: list, folder, config) -> tuple[str | None, list[dict]]:
     """Run the pending cells, appending each record as it finishes. Returns why the grid stopped early, if it
-    did (INTERRUPTED: Ctrl-C; WRITE_FAILED: the records file could not be written), and the one-off work done
-    as jobs of their own: {"method", "dataset", "seconds", "threads"} each, for run.json."""
+    did (INTERRUPTED: Ctrl-C; TERMINATED: SIGTERM; WRITE_FAILED: the records file could not be written), and the
+    one-off work done as jobs of their own: {"method", "dataset", "seconds", "threads"} each, for run.json."""
     from benchmark.runner import StopRequest
     from benchmark.runner import run_grid as drive
 
@@ -119,12 +121,16 @@ def run_grid(plan, cells: list, folder, config) -> tuple[str | None, list[dict]]
             cells = [c for c in plan.cells if c.key in {cell.key for cell in cells}]
         executor = make_executor(plan, config)
         try:
-            with _progress() as progress, StopRequest(lambda: _stopping(progress)) as stop:
+            with _progress() as progress, StopRequest(lambda by: _stopping(progress, by)) as stop:
                 bar = progress.add_task("cells", total=len(cells))
                 jobs = JobLines(progress, with_dataset=len(plan.tasks) > 1)
                 executor.on_progress = jobs.progressed
                 drive(plan, cells, executor, stop, on_record, on_one_off, jobs)
-                return (INTERRUPTED if stop.requested else None), one_offs
+                if not stop.requested:
+                    return None, one_offs
+                return (TERMINATED if stop.by == signal.SIGTERM else INTERRUPTED), one_offs
+        except Terminated:
+            return TERMINATED, one_offs
         except KeyboardInterrupt:
             return INTERRUPTED, one_offs
         except _CannotWrite as exc:
@@ -173,8 +179,9 @@ class JobLines:
             self._progress.remove_task(line)
 
 
-def _stopping(progress) -> None:
-    progress.console.print("stopping after the running cells (Ctrl-C again to abort now)", style="yellow")
+def _stopping(progress, by: signal.Signals) -> None:
+    again = "Ctrl-C again" if by == signal.SIGINT else "SIGTERM again, or Ctrl-C,"
+    progress.console.print(f"{by.name}: stopping after the running cells ({again} to abort now)", style="yellow")
 
 
 def _progress():
@@ -226,19 +233,19 @@ def report(folder: Path, records: list[Record], metric: str) -> bool:
 
 def conclude(plan, records: list[Record], out: Path, stop_reason: str | None) -> int:
     """The last lines of a run and its exit code."""
-    from benchmark.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK
+    from benchmark.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
 
     console = stdout()
     if (out / "records.jsonl").is_file():
         console.print(f"records: {out / 'records.jsonl'} · report: {out / 'report.html'}")
     if stop_reason == WRITE_FAILED:
         return EXIT_FAILED
-    if stop_reason == INTERRUPTED:
+    if stop_reason in (INTERRUPTED, TERMINATED):
         unfinished = len(plan.cells) - sum(r.ok for r in records)
         console.print(
-            styled("interrupted", "yellow", f": re-run the same command to run the {unfinished} unfinished cells")
+            styled(stop_reason, "yellow", f": re-run the same command to run the {unfinished} unfinished cells")
         )
-        return EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED if stop_reason == INTERRUPTED else EXIT_TERMINATED
     failed = [r for r in records if not r.ok]
     if failed:
         kinds = ", ".join(sorted({r.error["type"] for r in failed}))

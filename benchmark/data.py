@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -80,8 +81,8 @@ class DatasetSource:
     def of(cls, name: str, test: str | None = None, text_col: str | None = None, label_col: str | None = None):
         path = Path(name).expanduser()
         if path.exists() or _looks_like_path(name):
-            name = str(path.absolute())
-        return cls(name, str(Path(test).expanduser().absolute()) if test else None, text_col, label_col)
+            name = os.path.abspath(path)  # normalised: 'data.csv' and './x/../data.csv' are one source
+        return cls(name, os.path.abspath(Path(test).expanduser()) if test else None, text_col, label_col)
 
 
 @functools.lru_cache(maxsize=16)
@@ -344,16 +345,24 @@ def _pick_column(frame, requested: str | None, candidates: Sequence[str], what: 
     raise UsageError(f"no {what} column found (columns found: {', '.join(columns)}); name it with {flag}")
 
 
+MISSING_LABELS = ("nan", "na", "n/a", "null")  # how files spell a missing label (any case): not a class name
+
+
 def _drop_empty(frame, text_col: str, label_col: str, split_name: str):
-    """Rows with an empty/null text or a null label cannot be used: drop them and say how many."""
+    """Rows with an empty/null text or a missing label cannot be used: drop them and say how many. A label
+    written as NaN, NA, N/A or null is missing (pandas and R write a missing value so), never a class of its
+    own; a text reading 'NA' stays a text."""
     texts = frame[text_col]
     empty_text = texts.isna() | (texts.astype(str).str.strip() == "")
     labels = frame[label_col]
-    empty_label = labels.isna() | (labels.astype(str).str.strip() == "")
+    spelled = labels.astype(str).str.strip().str.lower()
+    empty_label = labels.isna() | (spelled == "") | spelled.isin(MISSING_LABELS)
     bad = empty_text | empty_label
     if not bad.any():
         return frame, None
-    note = f"{split_name}: dropped {int(bad.sum())} of {len(frame)} rows with an empty text or label"
+    note = f"{split_name}: dropped {int(bad.sum())} of {len(frame)} rows with an empty text or a missing label"
+    if (spelled.isin(MISSING_LABELS) & ~labels.isna()).any():
+        note += f" (labels read as missing: {', '.join(MISSING_LABELS)}, any case)"
     return frame[~bad], note
 
 

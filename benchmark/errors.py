@@ -13,3 +13,7 @@ class LockedError(UsageError):
 
 class NonFiniteLossError(RuntimeError):
     """Training produced a NaN or infinite loss; the cell fails instead of reporting garbage."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM: handled as Ctrl-C is (exit code 143 instead of 130)."""

@@ -154,7 +154,7 @@ class LocalProcesses:
     def cancel(self) -> None:
         for worker in self._workers:
             if worker.job is not None:
-                worker.process.terminate()
+                worker.process.kill()  # workers ignore SIGTERM (see _serve)
                 worker.job = None
 
     def close(self) -> None:
@@ -165,7 +165,7 @@ class LocalProcesses:
         deadline = time.monotonic() + 10
         for worker in self._workers:
             if worker.job is not None:
-                worker.process.terminate()
+                worker.process.kill()
             worker.process.join(timeout=max(0.0, deadline - time.monotonic()))
             if worker.process.is_alive():
                 worker.process.kill()
@@ -178,7 +178,9 @@ _RUNNING = object()
 def _serve(conn, parent: int) -> None:
     """A worker: run each job it is sent, send back ("result", result) after ("progress", what, done, total)
     reports, until told to stop (None)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the driver decides what a Ctrl-C stops
+    # the driver decides what a Ctrl-C or a SIGTERM to the whole process group stops (it may let this job finish)
+    for number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(number, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
     progress.watch(lambda what, done, total: conn.send(("progress", what, done, total)))
     while True:

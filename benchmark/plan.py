@@ -127,6 +127,9 @@ def build_plan(config: RunConfig) -> tuple[Plan, Path]:
     for spec in specs:
         registry.check_params(spec, params[spec.name], model, overrides.get(spec.name, {}))
     sources = [DatasetSource.of(name, config.test, config.text_col, config.label_col) for name in config.datasets]
+    for i, source in enumerate(sources):  # 'data.csv,./data.csv': one file under two spellings
+        if source in sources[:i]:
+            raise UsageError(f"--dataset: {config.datasets[i]} names the same dataset as an earlier entry")
     tasks = {source: load_source(source) for source in sources}
     for source, task in tasks.items():
         note = check_overlap(task, config.allow_overlap)
@@ -149,6 +152,7 @@ def build_plan(config: RunConfig) -> tuple[Plan, Path]:
     if config.executor == "ray":
         resources = ray_resources(config)
     else:
+        _check_no_cluster_options(config)
         resources = runtime.resolve(config.device, config.precision, config.threads, config.jobs, config.cache_dir)
     cache_dir = config.cache_dir.absolute() if config.cache_dir else None  # every worker reads the same folder
     run_settings = Settings(model, resources.device, resources.precision, resources.threads, cache_dir)
@@ -189,6 +193,22 @@ def ray_resources(config: RunConfig):
     if precision == "auto":  # the driver may have no GPU to ask: bf16 where it can tell, fp32 otherwise
         precision = runtime.resolve_precision("auto", device) if device == "cpu" or _driver_sees_cuda() else "fp32"
     return runtime.Resources(device, precision, 1, config.cpus_per_cell)
+
+
+def _check_no_cluster_options(config: RunConfig) -> None:
+    """Options that only a Ray run reads would be dropped without a word on this machine."""
+    from benchmark.errors import UsageError
+
+    given = [
+        flag
+        for flag, value in (("--cpus-per-cell", config.cpus_per_cell != 1), ("--gpus-per-cell", config.gpus_per_cell),
+                            ("--ray-address", config.ray_address))
+        if value
+    ]  # fmt: skip
+    if given:
+        raise UsageError(
+            f"{given[0]} goes with --executor ray; on this machine cells take --jobs and --threads instead"
+        )
 
 
 def _driver_sees_cuda() -> bool:

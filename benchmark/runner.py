@@ -9,6 +9,7 @@ from __future__ import annotations
 import signal
 from collections.abc import Callable
 
+from benchmark.errors import Terminated
 from benchmark.execute import CELL, Job, has_one_off_work, new_record
 from benchmark.executors import Executor, Outcome, WorkerFault
 from benchmark.plan import Cell, Plan
@@ -36,24 +37,29 @@ class HarnessFault(RuntimeError):
 
 
 class StopRequest:
-    """First Ctrl-C: finish the running jobs, then stop. Second: abort at once (KeyboardInterrupt)."""
+    """First Ctrl-C (SIGINT) or SIGTERM: finish the running jobs, then stop. A second of either: abort at once
+    (KeyboardInterrupt). SIGTERM is what `kill`, systemd, Docker and cluster schedulers send before they kill."""
 
-    def __init__(self, on_first: Callable[[], None] = lambda: None) -> None:
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, on_first: Callable[[signal.Signals], None] = lambda by: None) -> None:
         self.requested = False
+        self.by: signal.Signals | None = None  # the signal that asked first
         self._on_first = on_first
 
     def __enter__(self) -> StopRequest:
-        self._previous = signal.signal(signal.SIGINT, self._handle)
+        self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
         return self
 
     def _handle(self, signum, frame) -> None:
         if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-        self._on_first()
+            raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
+        self.requested, self.by = True, signal.Signals(signum)
+        self._on_first(self.by)
 
     def __exit__(self, *exc) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        for number, previous in self._previous.items():
+            signal.signal(number, previous)
 
 
 def run_grid(

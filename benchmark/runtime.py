@@ -135,13 +135,21 @@ def bf16_is_faster(size: int = 1024, seconds: float = 0.3, margin: float = 1.2) 
 
 
 def cpu_name() -> str:
+    """The CPU's model as the OS spells it ('Intel(R) Xeon(R) ...', 'AMD EPYC ...'); on a CPU whose
+    /proc/cpuinfo has no model name (Arm, most often) or on another OS, what `platform` knows; never empty."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        cpuinfo = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        cpuinfo = ""
+    return cpu_name_from(cpuinfo, platform.processor(), platform.machine())
+
+
+def cpu_name_from(cpuinfo: str, processor: str, machine: str) -> str:
+    for line in cpuinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and value.strip():
+            return value.strip()
+    return processor.strip() or machine.strip() or "unknown CPU"
 
 
 # --- how to split a CPU's cores between jobs ------------------------------------------------------------------
@@ -159,14 +167,19 @@ def split_choice(cores: int, cache_dir: Path | None) -> int:
 
     if cores < 2 or cache_dir is None:
         return cores
-    path = Path(cache_dir) / "machine" / f"{_slug(cpu_name())}-{cores}-torch{torch.__version__}.json"
+    path = Path(cache_dir) / "machine" / f"{machine_slug(cpu_name())}-{cores}-torch{torch.__version__}.json"
     try:
-        facts = json.loads(path.read_text())
-    except (OSError, ValueError):
+        ratio = json.loads(path.read_text())["ratio"]
+        if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
+            raise ValueError(f"ratio {ratio!r}")
+    except (OSError, ValueError, KeyError, TypeError):  # none yet, or damaged: measure (again)
+        from benchmark.files import atomic_write_text
+
         facts = measure_split(cores)
+        ratio = facts["ratio"]
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(facts | {"cpu": cpu_name(), "cores": cores, "torch": torch.__version__}))
-    return cores if facts["ratio"] >= SPLIT_MARGIN else 1
+        atomic_write_text(path, json.dumps(facts | {"cpu": cpu_name(), "cores": cores, "torch": torch.__version__}))
+    return cores if ratio >= SPLIT_MARGIN else 1
 
 
 def measure_split(cores: int, seconds: float = 1.5, rounds: int = 2) -> dict:
@@ -223,5 +236,9 @@ def _steps_per_second(threads: int, seconds: float, together: bool) -> float:
     return count / (time.perf_counter() - started)
 
 
-def _slug(text: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in text).strip("-").lower() or "cpu"
+def machine_slug(text: str) -> str:
+    """A file name for a CPU's name on every file system: ASCII letters and digits, runs of anything else
+    ('(R)', '/', spaces, non-ASCII) one '-'."""
+    import re
+
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-") or "cpu"

@@ -433,12 +433,15 @@ def _mixture_spread(v_seed: float, v_test: float, overlap: float, n_seeds: int) 
 
 
 def _two_sided_tail(distance: float, spread: np.ndarray, weights: np.ndarray) -> float:
-    """P(|X| >= distance) for X a weighted mixture of centred normals with these standard deviations."""
-    return float(np.dot(weights, special.erfc(distance / (np.sqrt(2) * spread))))
+    """P(|X| >= distance) for X a weighted mixture of centred normals with these standard deviations. Exactly 1
+    at distance 0 (identical samples), where the weights' rounded sum would give 0.9999999999999999."""
+    if distance <= 0:
+        return 1.0
+    return min(1.0, float(np.dot(weights, special.erfc(distance / (np.sqrt(2) * spread)))))
 
 
 def _mixture_p(estimate: float, spread: np.ndarray, weights: np.ndarray) -> float:
-    return min(1.0, _two_sided_tail(abs(estimate), spread, weights))
+    return _two_sided_tail(abs(estimate), spread, weights)
 
 
 def _mixture_quantile(spread: np.ndarray, weights: np.ndarray, alpha: float) -> float:

@@ -175,3 +175,47 @@ def plan_of(data_file, spec, methods, overrides=None, budgets=(4,), seeds=(0,), 
     budgets = [Budget.of(b) for b in budgets]
     settings = Settings(spec, threads=1, cache_dir=cache_dir)
     return Plan({source: load_source(source)}, specs, params, budgets, list(seeds), settings)
+
+
+class Gate:
+    """The gate of the `gated` plugin method (tests/plugins/fewshot_gated.py) and the environment of a
+    `python -m benchmark` subprocess that finds it through its entry point."""
+
+    def __init__(self, root: Path) -> None:
+        self.folder = root / "gate"
+        self.folder.mkdir()
+        site = root / "site"
+        info = site / "fewshot_gated-1.0.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text("Metadata-Version: 2.1\nName: fewshot-gated\nVersion: 1.0\n")
+        (info / "entry_points.txt").write_text("[fewshot_bench.methods]\ngated = fewshot_gated\n")
+        import os
+
+        path = os.pathsep.join([str(site), str(ROOT / "tests" / "plugins"), os.environ.get("PYTHONPATH", "")])
+        self._env = dict(os.environ, PYTHONPATH=path.rstrip(os.pathsep), PYTHONUNBUFFERED="1")
+
+    def env(self, passes: int) -> dict[str, str]:
+        """Closed, letting `passes` cells through; cells after those wait until `open()`."""
+        for stale in self.folder.iterdir():
+            stale.unlink()
+        return self._env | {"FEWSHOT_GATE": str(self.folder), "FEWSHOT_GATE_PASSES": str(passes)}
+
+    def open(self) -> None:
+        (self.folder / "open").touch()
+
+    def wait_until_held(self, process, cells: int = 1, timeout: float = 600) -> None:
+        """Until `cells` cells wait at the gate (in the middle of their fit), or fail if `process` ends first."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while len(list(self.folder.glob("waiting-*"))) < cells:
+            if process.poll() is not None:
+                raise AssertionError(f"the run ended before {cells} cell(s) reached the gate: {process.communicate()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {cells} cell(s) reached the gate in {timeout} s")
+            time.sleep(0.02)
+
+
+@pytest.fixture()
+def gate(tmp_path) -> Gate:
+    return Gate(tmp_path)

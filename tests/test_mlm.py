@@ -3,7 +3,6 @@ adapted encoder's caches (memory, disk, file lock), which must train once per ke
 
 import math
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -23,16 +22,14 @@ TEXTS = [text for text, _ in synthetic_rows(20, seed=3)]
 
 @pytest.fixture()
 def trainings(monkeypatch):
-    """Counts calls of the training function (optionally slowed down, to overlap two callers)."""
+    """Counts calls of the training function."""
     calls = []
     real = mlm.train_mlm
 
     def counting(ctx, config):
         calls.append(config)
-        time.sleep(counting.delay)
         return real(ctx, config)
 
-    counting.delay = 0.0
     monkeypatch.setattr(mlm, "train_mlm", counting)
     counting.calls = calls
     return counting
@@ -159,21 +156,42 @@ def test_without_a_cache_dir_each_configuration_is_trained_once_per_process(tiny
     assert trainings.calls == [CONFIG, other]
 
 
-def test_concurrent_requests_for_one_key_train_once(tiny_spec, tmp_path, trainings):
-    """The second caller waits on the file lock while the first trains, then loads from disk."""
-    trainings.delay = 1.0
+def test_concurrent_requests_for_one_key_train_once(tiny_spec, tmp_path, monkeypatch):
+    """The second caller waits on the file lock while the first trains, then loads from disk. The first caller's
+    training does not begin until the second has reached the lock: the overlap is certain, not timed."""
+    from benchmark import cache
+
+    at_the_lock, training, calls = threading.Semaphore(0), threading.Event(), []
+    real_exclusive, real_train = cache.exclusive, mlm.train_mlm
+
+    def exclusive(path):
+        at_the_lock.release()
+        return real_exclusive(path)
+
+    def train(ctx, config):
+        calls.append(config)
+        training.set()
+        assert at_the_lock.acquire(timeout=600) and at_the_lock.acquire(timeout=600)  # both callers are there
+        return real_train(ctx, config)
+
+    monkeypatch.setattr(cache, "exclusive", exclusive)
+    monkeypatch.setattr(mlm, "train_mlm", train)
+    errors = []
 
     def request():
-        mlm.adapted_body(context(tiny_spec, tmp_path), CONFIG)
+        try:
+            mlm.adapted_body(context(tiny_spec, tmp_path), CONFIG)
+        except BaseException as exc:  # noqa: BLE001 - reported below, in the test's own thread
+            errors.append(exc)
 
-    threads = [threading.Thread(target=request) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.2)  # the second starts while the first is training and nothing is in memory
-    for thread in threads:
-        thread.join()
+    first, second = threading.Thread(target=request), threading.Thread(target=request)
+    first.start()
+    assert training.wait(timeout=600)  # the first holds the lock and trains; nothing is in memory yet
+    second.start()
+    first.join()
+    second.join()
 
-    assert len(trainings.calls) == 1
+    assert errors == [] and len(calls) == 1
     assert [p.name for p in (tmp_path / "mlm").iterdir() if p.is_dir()] == [
         mlm.cache_key(tiny_spec, TEXTS, CONFIG, "fp32")
     ]  # no scratch folder left behind

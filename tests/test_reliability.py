@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -252,90 +251,126 @@ def test_missing_optional_dependency_fails_only_that_methods_cells(args, tmp_pat
     assert statuses == {("needs-lib", "failed"), ("logreg", "ok")}
 
 
-# --- real processes: kill -9 and Ctrl-C -------------------------------------------------------------------
+# --- real processes: kill -9, Ctrl-C, SIGTERM, two runs at once ---------------------------------------------
+# Each acts at a point the run itself announces (records written, a cell waiting at the `gated` plugin method's
+# gate), never after a sleep: on a loaded machine a sleep either fails the test or lets it pass without the
+# signal arriving where it claims to.
 
 
-def start(args, out):
-    cmd = [sys.executable, "-m", "benchmark", *args, "--out", str(out)]
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+def start(args, out, env):
+    cmd = [sys.executable, "-m", "benchmark", *map(str, args), "--out", str(out)]
     return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def run_to_end(args, out) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "benchmark", *args, "--out", str(out)], cwd=ROOT, capture_output=True, text=True
-    )
+def run_to_end(args, out, env) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "benchmark", *map(str, args), "--out", str(out)]
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
 
 
-def wait_for_records(folder, n, process, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        path = folder / "records.jsonl"
-        if path.exists() and path.read_text().count("\n") >= n:
-            return
-        if process.poll() is not None:
-            raise AssertionError(f"process ended early: {process.communicate()}")
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for records")
+def wait_for_line(process, text: str) -> str:
+    """Read the process's stderr until a line holds `text` (the run printed it); what was read comes back."""
+    seen = []
+    for line in process.stderr:
+        seen.append(line)
+        if text in line:
+            return "".join(seen)
+    raise AssertionError(f"the run ended without printing {text!r}: {''.join(seen)}")
 
 
-GRID = ["--methods", "full", "--shots", "4,8", "--seeds", "3", "--set", "full.max_epochs=4"]
+def gated_grid(tiny_csv, tiny_model, *extra):
+    """6 cells of the `gated` method: 4 and 8 per class, seeds 0-2."""
+    return ["--dataset", tiny_csv, "--model", tiny_model, "--methods", "gated", "--shots", "4,8", "--seeds", "3",
+            *extra]  # fmt: skip
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
-def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(tiny_csv, tiny_model, tmp_path, jobs):
-    base = ["--dataset", str(tiny_csv), "--model", str(tiny_model), *GRID, "--jobs", jobs]
-    reference = run_to_end(base, tmp_path / "ref")
+def test_sigkill_mid_grid_then_resume_equals_an_uninterrupted_run(tiny_csv, tiny_model, tmp_path, gate, jobs):
+    grid = gated_grid(tiny_csv, tiny_model, "--jobs", jobs)
+    env = gate.env(passes=2)
+    gate.open()
+    reference = run_to_end(grid, tmp_path / "ref", env)
     assert reference.returncode == 0, reference.stderr
-    killed = start(base, tmp_path / "killed")
-    wait_for_records(tmp_path / "killed", 2, killed)
+    env = gate.env(passes=2)  # closed again: two cells finish, the next ones wait in their fit
+    killed = start(grid, tmp_path / "killed", env)
+    gate.wait_until_held(killed, cells=int(jobs))
+    assert len(records_of(tmp_path / "killed")) == 2  # every worker is held: no record can come before the kill
     killed.send_signal(signal.SIGKILL)
-    killed.communicate(timeout=30)  # returns once no process holds its output: workers exit with their parent
-    partial = records_of(tmp_path / "killed")
-    assert 2 <= len(partial) < 6
+    killed.communicate(timeout=60)  # returns once no process holds its output: workers exit with their parent
+    assert len(records_of(tmp_path / "killed")) == 2
     # a record torn by the kill must not poison the resume: simulate the worst case explicitly as well
     with open(tmp_path / "killed" / "records.jsonl", "a") as handle:
         handle.write('{"schema_version": 1, "cell": "tor')
-    resumed = run_to_end(base, tmp_path / "killed")
+    gate.open()
+    resumed = run_to_end(grid, tmp_path / "killed", env)
     assert resumed.returncode == 0, resumed.stderr
-    assert "cut a torn last line" in resumed.stderr
+    assert "cut a torn last line" in resumed.stderr and "4 already finished" not in resumed.stdout
+    assert "6 cells, 2 already finished" in resumed.stdout
     assert comparable(records_of(tmp_path / "killed")) == comparable(records_of(tmp_path / "ref"))
 
 
-def test_first_ctrl_c_finishes_the_cell_prints_the_leaderboard_and_exits_130(tiny_csv, tiny_model, tmp_path):
-    base = ["--dataset", str(tiny_csv), "--model", str(tiny_model), *GRID]
-    process = start(base, tmp_path / "run")
-    wait_for_records(tmp_path / "run", 1, process)
-    process.send_signal(signal.SIGINT)
+@pytest.mark.parametrize(
+    ("stop", "code", "name"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
+def test_a_first_ctrl_c_or_sigterm_finishes_the_running_cell_prints_the_leaderboard_and_resumes_exactly(
+    tiny_csv, tiny_model, tmp_path, gate, stop, code, name
+):
+    grid = gated_grid(tiny_csv, tiny_model, "--jobs", "1")
+    env = gate.env(passes=2)
+    process = start(grid, tmp_path / "run", env)
+    gate.wait_until_held(process)  # two cells done, the third in the middle of its fit
+    process.send_signal(stop)
+    wait_for_line(process, "stopping after the running cells")
+    gate.open()  # the running cell may finish now; nothing new starts
     out, err = process.communicate(timeout=300)
-    assert process.returncode == 130, err
-    assert "stopping after the running cells" in err and "Leaderboard" not in err
-    assert "interrupted" in out and "per class" in out  # the leaderboard of what finished
+    assert process.returncode == code, err
+    assert "Traceback" not in err and "Leaderboard" not in err
+    assert f"{name}: re-run the same command to run the 3 unfinished cells" in " ".join(out.split())
+    assert "per class" in out  # the leaderboard of what finished
     records = records_of(tmp_path / "run")
-    assert 1 <= len(records) < 6 and all(r["status"] == "ok" for r in records)
-    resumed = run_to_end(base, tmp_path / "run")
-    assert resumed.returncode == 0 and len(records_of(tmp_path / "run")) == 6
+    assert len(records) == 3 and all(r["status"] == "ok" for r in records)  # the held cell finished, no other ran
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["interrupted"] is True
+    resumed = run_to_end(grid, tmp_path / "run", env)
+    assert resumed.returncode == 0 and "6 cells, 3 already finished" in resumed.stdout
+    assert run_to_end(grid, tmp_path / "ref", gate.env(passes=6)).returncode == 0  # never held
+    assert comparable(records_of(tmp_path / "run")) == comparable(records_of(tmp_path / "ref"))
 
 
-def test_second_ctrl_c_aborts_at_once(tiny_csv, tiny_model, tmp_path):
-    # logreg finishes at once; the full cell after it would train for minutes
-    slow_full = ["--set", "full.min_steps=100000", "--set", "full.max_epochs=100000"]
-    base = ["--dataset", str(tiny_csv), "--model", str(tiny_model), "--methods", "logreg,full", "--shots", "4",
-            "--seeds", "1", *slow_full]  # fmt: skip
-    process = start(base, tmp_path / "run")
-    wait_for_records(tmp_path / "run", 1, process)
+@pytest.mark.parametrize("second", [signal.SIGINT, signal.SIGTERM])
+def test_a_second_ctrl_c_or_sigterm_aborts_at_once(tiny_csv, tiny_model, tmp_path, gate, second):
+    grid = ["--dataset", tiny_csv, "--model", tiny_model, "--methods", "logreg,gated", "--shots", "4", "--seeds",
+            "1", "--jobs", "1"]  # fmt: skip
+    process = start(grid, tmp_path / "run", gate.env(passes=0))  # the gated cell waits until the test ends
+    gate.wait_until_held(process)
     process.send_signal(signal.SIGINT)
-    time.sleep(0.5)
-    process.send_signal(signal.SIGINT)
-    out, err = process.communicate(timeout=60)
-    assert process.returncode == 130, err
+    wait_for_line(process, "stopping after the running cells")
+    process.send_signal(second)
+    out, err = process.communicate(timeout=120)
+    assert process.returncode == (130 if second == signal.SIGINT else 143), err
     assert "Traceback" not in err
     assert [(r["method"], r["status"]) for r in records_of(tmp_path / "run")] == [("logreg", "ok")]
 
 
+def test_a_second_run_into_a_running_folder_refuses_and_the_first_loses_nothing(tiny_csv, tiny_model, tmp_path, gate):
+    grid = gated_grid(tiny_csv, tiny_model, "--jobs", "1")
+    env = gate.env(passes=1)
+    first = start(grid, tmp_path / "run", env)
+    gate.wait_until_held(first)  # it holds the folder's lock, one record written
+    second = run_to_end(grid, tmp_path / "run", env)
+    assert second.returncode == 2 and "is in use by a running benchmark" in second.stderr
+    assert second.stderr.count("\n") == 1 and "Traceback" not in second.stderr
+    gate.open()
+    out, err = first.communicate(timeout=300)
+    assert first.returncode == 0, err
+    records = records_of(tmp_path / "run")
+    assert len(records) == 6 and len({r["cell"] for r in records}) == 6  # each line whole, none twice
+
+
 def test_jobs_2_gives_the_same_records_as_jobs_1(args, tmp_path, throwaway):
     throwaway("flaky", FailsOnSeedOne)
-    assert main(args + ["--methods", "logreg,full,flaky", "--set", "full.max_epochs=3", "--jobs", "1"]) == 1
+    # each cell on as many threads as in the parallel run: a kernel's sums may split by thread count
+    same_threads = ["--threads", str(max(1, (os.cpu_count() or 1) // 2))]
+    grid = ["--methods", "logreg,full,flaky", "--set", "full.max_epochs=3"]
+    assert main(args + grid + ["--jobs", "1", *same_threads]) == 1
     parallel = [a if a != str(tmp_path / "run") else str(tmp_path / "parallel") for a in args]
     assert main(parallel + ["--methods", "logreg,full,flaky", "--set", "full.max_epochs=3", "--jobs", "2"]) == 1
     serial, both = records_of(tmp_path / "run"), records_of(tmp_path / "parallel")
@@ -379,7 +414,8 @@ def test_jobs_2_does_each_one_off_work_once_and_charges_it_once(args, tmp_path, 
     assert charged[-1] > sum(charged[:-1])
     # and the records are those of a run in one process
     serial = [a if a != str(tmp_path / "run") else str(tmp_path / "serial") for a in args]
-    assert main(serial + grid + ["--jobs", "1", "--no-cache"]) == 0
+    same_threads = ["--threads", str(max(1, (os.cpu_count() or 1) // 2))]  # as each worker had
+    assert main(serial + grid + ["--jobs", "1", "--no-cache", *same_threads]) == 0
     assert comparable(records_of(tmp_path / "serial")) == comparable(records)
 
 

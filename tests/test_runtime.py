@@ -28,14 +28,55 @@ def test_default_jobs_follow_cores_memory_and_device(monkeypatch, requested, dev
     assert DEFAULT_JOBS(requested, device, cores, gib) == expected
 
 
+CPUS = {  # how machines spell their CPU: the split is kept per CPU whatever the spelling
+    "Intel(R) Xeon(R) Platinum 8480+": "intel-r-xeon-r-platinum-8480",
+    "AMD EPYC 7R13 Processor": "amd-epyc-7r13-processor",
+    "Neoverse-N1": "neoverse-n1",  # Arm: what platform gives where /proc/cpuinfo has no model name
+    "": "cpu",
+    "Vendor/Model ünïcode  CPU @ 2.0GHz": "vendor-model-n-code-cpu-2-0ghz",
+}
+
+
 @pytest.mark.parametrize(("ratio", "jobs"), [(1.3, 2), (1.0, 1), (0.8, 1)])
-def test_the_cpu_split_follows_a_measurement_kept_per_machine(tmp_path, monkeypatch, ratio, jobs):
+@pytest.mark.parametrize("cpu", list(CPUS))
+def test_the_cpu_split_follows_a_measurement_kept_per_machine(tmp_path, monkeypatch, ratio, jobs, cpu):
     measured = []
+    monkeypatch.setattr(runtime, "cpu_name", lambda: cpu)
     monkeypatch.setattr(runtime, "measure_split", lambda cores: measured.append(cores) or {"ratio": ratio})
     assert runtime.split_choice(2, tmp_path) == jobs
     assert runtime.split_choice(2, tmp_path) == jobs and measured == [2]  # measured once, then read back
     (kept,) = (tmp_path / "machine").iterdir()
-    assert json.loads(kept.read_text())["ratio"] == ratio and runtime.cpu_name().split()[0].lower() in kept.name
+    assert kept.name.startswith(f"{CPUS[cpu]}-2-torch") and kept.name.isascii()
+    assert json.loads(kept.read_text())["ratio"] == ratio and json.loads(kept.read_text())["cpu"] == cpu
+
+
+def test_another_cpu_is_measured_again_and_a_damaged_measurement_is_measured_again(tmp_path, monkeypatch):
+    measured = []
+    monkeypatch.setattr(runtime, "measure_split", lambda cores: measured.append(cores) or {"ratio": 1.3})
+    for cpu in ("Intel(R) Xeon(R) Platinum 8480+", "AMD EPYC 9R14 Processor"):
+        monkeypatch.setattr(runtime, "cpu_name", lambda cpu=cpu: cpu)
+        assert runtime.split_choice(2, tmp_path) == 2
+    assert len(measured) == 2 and len(list((tmp_path / "machine").iterdir())) == 2
+    for damaged in ("{", '{"ratio": "fast"}', "[]"):
+        for kept in (tmp_path / "machine").iterdir():
+            kept.write_text(damaged)
+        assert runtime.split_choice(2, tmp_path) == 2
+    assert len(measured) == 5
+
+
+@pytest.mark.parametrize(
+    ("cpuinfo", "processor", "machine", "expected"),
+    [
+        ("processor\t: 0\nmodel name\t: Intel(R) Xeon(R) Platinum 8480+\n", "x86_64", "x86_64",
+         "Intel(R) Xeon(R) Platinum 8480+"),
+        ("model name\t: AMD EPYC 9R14 Processor\nflags\t: avx512_bf16\n", "", "x86_64", "AMD EPYC 9R14 Processor"),
+        ("processor\t: 0\nBogoMIPS\t: 243.75\nCPU part\t: 0xd0c\n", "", "aarch64", "aarch64"),  # Arm
+        ("model name\t:\n", "", "", "unknown CPU"),
+        ("", "Apple M2", "arm64", "Apple M2"),  # macOS: no /proc/cpuinfo
+    ],
+)  # fmt: skip
+def test_the_cpu_name_comes_from_cpuinfo_then_platform_and_is_never_empty(cpuinfo, processor, machine, expected):
+    assert runtime.cpu_name_from(cpuinfo, processor, machine) == expected
 
 
 def test_the_split_is_not_measured_without_a_cache_or_with_one_core(monkeypatch):
@@ -57,6 +98,10 @@ def capabilities(monkeypatch, **flags):
         (True, {"avx512_bf16": True}, True, "bf16"),
         (True, {"avx512_bf16": True}, False, "fp32"),  # native, but not faster here
         (True, {"avx2": True}, True, "fp32"),  # no native bf16: emulated bf16 runs at a fraction of fp32
+        (True, {"architecture": "aarch64", "bf16": True}, True, "bf16"),  # Arm with BF16
+        (True, {"architecture": "aarch64", "sve_bf16": True}, False, "fp32"),
+        (True, {"architecture": "aarch64"}, True, "fp32"),
+        (True, {}, True, "fp32"),  # a torch that reports nothing
     ],
 )
 def test_auto_precision_on_cpu_picks_bf16_only_where_native_faster_and_validated(

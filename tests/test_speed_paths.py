@@ -200,11 +200,12 @@ def test_floor_counts_machine_time_and_one_off_work_once_and_the_time_outside_th
     ]
     (tmp_path / RECORDS).write_text("".join(json.dumps(row) + "\n" for row in rows))
     floor = floor_of([Record.from_json(row) for row in rows], cores=2)
-    assert floor.cells == 4 and floor.tflop == 12.0
-    assert floor.parts["full"]["train"].seconds == 100.0  # 100 s × 1/2 + 50 s × 2/2
-    assert floor.parts["logreg"]["train"].seconds == 6.0
-    assert floor.parts["logreg"]["one-off"].tflop == 6.0 and floor.parts["logreg"]["one-off"].seconds == 90.0
-    assert floor.seconds == 196.0
+    assert floor.cells == 4 and floor.tflop == pytest.approx(12.0)
+    assert floor.parts["full"]["train"].seconds == pytest.approx(100.0)  # 100 s × 1/2 + 50 s × 2/2
+    assert floor.parts["logreg"]["train"].seconds == pytest.approx(6.0)
+    assert floor.parts["logreg"]["one-off"].tflop == pytest.approx(6.0)
+    assert floor.parts["logreg"]["one-off"].seconds == pytest.approx(90.0)
+    assert floor.seconds == pytest.approx(196.0)
 
     one_off = [{"method": "logreg", "dataset": "d", "seconds": 90.0, "threads": 1}]  # beside a cell: half the machine
     run = {"cpu_count": 2, "cells_run": 4, "wall_seconds": 240.0, "interrupted": False, "one_off": one_off}
