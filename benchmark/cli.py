@@ -125,6 +125,8 @@ def parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="re-write a run folder's leaderboards and reports from its records")
     report.add_argument("folder", type=_path)
     report.add_argument("--metric", default="macro_f1", choices=_metrics())
+    report.add_argument("--margin", type=_margin, help="margin of practical equivalence for the verdicts (default: "
+                        "the run's, else 0.02; docs/statistics.md)")  # fmt: skip
     report.set_defaults(command=cmd_report)
     compare.add_arguments(
         commands.add_parser("compare", help="the same cells in two run folders: did the results change?")
@@ -148,7 +150,10 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
                      "out (see configs/); the flags below override it")  # fmt: skip
     run.add_argument("--methods", help=f"comma-separated method names (default: {methods})")
     run.add_argument("--shots", help="examples per class, comma-separated, or 'all' (default: 8,64)")
-    run.add_argument("--seeds", help="number of seeds S: runs seeds 0..S-1 (default: 3)")
+    run.add_argument("--seeds", help="number of seeds S: runs seeds 0..S-1 (default: 3); or 'auto' (auto:3-10): "
+                     "more seeds only where a verdict is inconclusive, up to the cap (docs/statistics.md)")  # fmt: skip
+    run.add_argument("--margin", type=_margin, help="margin of practical equivalence for the leaderboards' "
+                     "verdicts, in the metric's units (default: 0.02; docs/statistics.md)")  # fmt: skip
     run.add_argument(
         "--dataset",
         help="embedded dataset name(s) (see 'list'), a Hub name, or a CSV/TSV/JSONL/Parquet file or dataset "
@@ -198,6 +203,12 @@ def _path(value: str) -> Path:
         raise UsageError(f"{value}: '~' names no folder here (no home folder is known); give the full path") from None
 
 
+def _margin(value: str) -> float:
+    from benchmark.config import margin
+
+    return margin(value)
+
+
 def _count(flag: str, most: int = 100_000):
     def parse(value: str) -> int:
         if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= most:
@@ -227,6 +238,8 @@ def run_config(args: argparse.Namespace):
     from benchmark.budget import parse_budgets
 
     fields = config.read_file(args.config) if args.config else {}
+    seeds = (args.seeds or "").strip()
+    sequential = seeds.lower().startswith("auto")
     # `is not None` throughout: an empty value ('--methods ""', a shell variable left unset) is a mistake to
     # name, not a flag left out (which would run every default method)
     if args.dataset is not None and args.suite is not None:
@@ -235,7 +248,8 @@ def run_config(args: argparse.Namespace):
         "datasets": _names(args.dataset, "--dataset") if args.dataset is not None else None,
         "methods": _names(args.methods, "--methods") if args.methods is not None else None,
         "budgets": parse_budgets(args.shots) if args.shots is not None else None,
-        "seeds": _count("--seeds", most=config.MAX_SEEDS)(args.seeds.strip()) if args.seeds is not None else None,
+        "seeds": _count("--seeds", most=config.MAX_SEEDS)(seeds) if args.seeds is not None and not sequential else None,
+        "margin": args.margin,
     }
     if args.suite is not None:
         flags["datasets"] = config.suite(args.suite)
@@ -246,6 +260,10 @@ def run_config(args: argparse.Namespace):
     if args.gpus_per_cell is not None:
         flags["gpus_per_cell"] = config.gpu_share(args.gpus_per_cell)
     fields |= {name: value for name, value in flags.items() if value is not None}
+    if sequential:
+        fields |= config.seeds_auto(seeds)
+    elif seeds:
+        fields["seeds_auto"] = None  # a number of seeds replaces a config file's auto
     if args.no_cache:
         fields["cache_dir"] = None
     elif "cache_dir" not in fields:
@@ -277,12 +295,25 @@ def _names(value: str, flag: str) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    config = run_config(args)
+    if config.seeds_auto is not None:  # looks with more seeds where verdicts are open (benchmark/sequential.py)
+        from benchmark import sequential
+
+        return sequential.run(config, run_grid)
+    return run_grid(config).exit_code
+
+
+def run_grid(config, blocks=None, write_report: bool = True, already: frozenset[str] = frozenset()):
+    """Run the configuration's grid, or only its (dataset, budget) `blocks`, skipping the cells in `already`
+    (run earlier by the same command) even with --force; a `sequential.GridRun`."""
     from benchmark import console, provenance
     from benchmark.plan import build_plan
+    from benchmark.sequential import GridRun
     from benchmark.store import RunFolder, read_records
 
-    config = run_config(args)
     plan, out = build_plan(config)
+    if blocks is not None:
+        plan.cells = [cell for cell in plan.cells if (cell.dataset, cell.budget) in blocks]
     with RunFolder(out) as folder:  # first: a refused run prints its one line and nothing else
         console.warn_unavailable(plan)
         for note in folder.notes:
@@ -294,7 +325,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for note in existing.notes(out / "records.jsonl"):
             console.note(note)
         finished = {key for key, record in existing.latest_by_cell().items() if record.ok}
-        todo = [cell for cell in plan.cells if config.force or cell.key not in finished]
+        todo = [c for c in plan.cells if c.key not in already and (config.force or c.key not in finished)]
         console.announce_plan(plan, out, len(plan.cells) - len(todo), config)
         started = time.perf_counter()
         stop_reason, one_offs = console.run_grid(plan, todo, folder, config)
@@ -305,9 +336,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             folder.write_run_info(info | ended | {"interrupted": stopped}, amend=True)
         latest = read_records(out).latest_by_cell()
         records = [latest[c.key] for c in plan.cells if c.key in latest]  # this grid's cells only
-        if stop_reason != console.WRITE_FAILED:
-            console.report(out, records, config.metric)
-    return console.conclude(plan, records, out, stop_reason)
+        if stop_reason != console.WRITE_FAILED and write_report:
+            console.report(out, records, config.metric, config.margin)
+    return GridRun(console.conclude(plan, records, out, stop_reason), stop_reason, out, records)
 
 
 # --- list and report --------------------------------------------------------------------------------------
@@ -329,4 +360,4 @@ def cmd_report(args: argparse.Namespace) -> int:
     records = read_records(args.folder)
     for note in records.notes(args.folder / RECORDS):
         console.note(note)
-    return EXIT_OK if console.report(args.folder, records.records, args.metric) else EXIT_FAILED
+    return EXIT_OK if console.report(args.folder, records.records, args.metric, args.margin) else EXIT_FAILED

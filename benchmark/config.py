@@ -14,6 +14,7 @@ from typing import Any
 
 from benchmark.budget import Budget
 from benchmark.errors import UsageError
+from benchmark.verdicts import LEADERBOARD_MARGIN
 
 DEFAULT_METHODS = ("logreg", "full", "freeze-head", "freeze-half", "setfit", "lora", "mlm")
 DEFAULT_BUDGETS = (Budget(8), Budget(64))
@@ -28,7 +29,9 @@ class RunConfig:
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # typed overrides (a config file)
     overrides: list[str] = field(default_factory=list)  # METHOD.FIELD=VALUE from --set, applied after `settings`
     budgets: list[Budget] = field(default_factory=lambda: list(DEFAULT_BUDGETS))
-    seeds: int = DEFAULT_SEEDS  # seeds 0..seeds-1
+    seeds: int = DEFAULT_SEEDS  # seeds 0..seeds-1 (with seeds_auto: the current look's)
+    seeds_auto: tuple[int, int] | None = None  # (start, cap) of --seeds auto (benchmark/sequential.py)
+    margin: float = LEADERBOARD_MARGIN  # of practical equivalence for the leaderboards' verdicts
     test: str | None = None
     text_col: str | None = None
     label_col: str | None = None
@@ -65,6 +68,7 @@ CHOICES = {
 FILE_KEYS = (
     "datasets", "suite", "methods", "budgets", "seeds", "model", "out", "metric", "device", "precision", "threads",
     "jobs", "cache_dir", "test", "text_col", "label_col", "executor", "ray_address", "cpus_per_cell", "gpus_per_cell",
+    "margin",
 )  # fmt: skip
 
 
@@ -114,6 +118,10 @@ def _field(key: str, value: Any, path: Path) -> dict[str, Any]:
         return {"budgets": budgets}
     if key == "gpus_per_cell":
         return {key: gpu_share(value, where)}
+    if key == "seeds" and isinstance(value, str) and value.strip().lower().startswith("auto"):  # auto[:START-CAP]
+        return seeds_auto(value, where)
+    if key == "margin":
+        return {"margin": margin(value, where)}
     if key in ("seeds", "threads", "jobs", "cpus_per_cell"):
         if isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= MAX_SEEDS * 100:
             raise UsageError(f"{where}: expected a positive whole number")
@@ -139,6 +147,24 @@ def gpu_share(value: Any, where: str = "--gpus-per-cell") -> float:
     if not (share == 0 or 0 < share <= 1 or (share > 1 and share.is_integer())) or share > 64:
         raise UsageError(f"{where}: {value!r} is not a GPU share (a fraction up to 1, or a whole number)")
     return share
+
+
+def seeds_auto(value: str, where: str = "--seeds") -> dict[str, Any]:
+    """The fields of --seeds auto[:START-CAP]: the first look's seeds and the design."""
+    from benchmark.sequential import parse
+
+    design = parse(value, where, MAX_SEEDS)
+    return {"seeds": design.start, "seeds_auto": (design.start, design.cap)}
+
+
+def margin(value: Any, where: str = "--margin") -> float:
+    """A margin of practical equivalence: a number in (0, 1), in the metric's units."""
+    from benchmark.verdicts import check_margin
+
+    try:
+        return check_margin(value, where)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def suite(name: str, where: str = "--suite") -> list[str]:

@@ -216,12 +216,15 @@ def cell_line(record: Record, metric: str, with_dataset: bool = False):
     return styled("✓", "green", f" {where} · {metric} {record.metrics.get(metric, float('nan')):.3f} · {seconds}")
 
 
-def report(folder: Path, records: list[Record], metric: str) -> bool:
-    """Print the leaderboards and write every report into `folder`; False (and one line) if writing failed."""
+def report(folder: Path, records: list[Record], metric: str, margin: float | None = None) -> bool:
+    """Print the leaderboards and write every report into `folder`; False (and one line) if writing failed.
+    `margin`: of the verdicts (None: the run's, from run.json, else the default)."""
     from benchmark import report as reports
     from benchmark.store import read_run_info
 
-    analysis = reports.of_folder(folder, records, metric)
+    analysis = reports.of_folder(folder, records, metric, margin)
+    for line in analysis.notes:  # records the tables could not use as they are (a NaN score, bad predictions)
+        note(line)
     reports.print_rich(analysis, stdout())
     try:
         reports.write(folder, analysis, read_run_info(folder))

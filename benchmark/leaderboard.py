@@ -1,6 +1,7 @@
 """Leaderboards from records alone: per (dataset, model, budget), methods ranked by the mean of one metric, with
-the statistics of `benchmark.stats` (a 95% interval for each method, its paired difference to the best with a
-Holm-adjusted p-value, and whether it is distinguishable from the best), and per budget across datasets.
+the statistics of `benchmark.stats` (a 95% interval for each method, its paired difference to the best with an
+interval simultaneous over the block, and the verdict read from it: equivalent, worse or inconclusive), and per
+budget across datasets.
 
 How cells are counted: each row aggregates the newest record of each cell. Failed cells are counted and shown
 (``2 ok, 1 failed``), never averaged in as zeros; a row whose cells all failed ranks last and shows ``failed``.
@@ -10,12 +11,15 @@ with other hyperparameters or another precision are rows of their own, labelled 
 (``full [lr=0.0001]``). Records of an older revision of a method's code than the newest in the records are
 superseded: left out of the tables (`superseded` counts them; the reports say so). Across datasets, a method
 missing a dataset (failed, not run, or a budget the dataset cannot supply) makes its mean "incomplete", never an
-average over fewer datasets.
+average over fewer datasets. A record the tables cannot use as it is (a score that is not a number, predictions
+that do not fit the test labels) counts as a failed cell, with a note (`screen`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import statistics
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -23,8 +27,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from benchmark.budget import Budget
-from benchmark.record import Record
+from benchmark.record import FAILED, Record
 from benchmark.stats import BudgetSummary, MethodStats, compare_methods, summarize_across_datasets
+from benchmark.verdicts import ALPHA, LEADERBOARD_MARGIN
 
 UNLABELLED_MARK = "†"
 RESAMPLES = 10_000
@@ -69,8 +74,45 @@ class Labels:
     num_labels: int
 
 
-def build(records: list[Record], metric: str = "macro_f1", labels: dict[str, Labels] | None = None) -> list[Section]:
-    """Sections ranked by `metric`; with the test `labels` of a dataset (by fingerprint), its statistics."""
+def screen(records: list[Record], labels: dict[str, Labels]) -> tuple[list[Record], list[str]]:
+    """The records with every ok one the tables cannot use turned into a failed cell, and a note for each: a metric
+    that is not a finite number (a NaN would make a NaN mean, silently), or predictions that do not fit the
+    dataset's test labels (length, label ids). Records are never edited on disk; this is how they are read."""
+    out, notes = [], []
+    for record in records:
+        problem = _unusable(record, labels.get(record.dataset_fingerprint)) if record.ok else None
+        if problem is None:
+            out.append(record)
+            continue
+        where = f"{record.dataset} {record.method} {record.shots.label} seed {record.seed}"
+        notes.append(f"{where}: {problem}; counted as a failed cell")
+        error = {"type": "UnusableRecord", "message": problem}
+        out.append(dataclasses.replace(record, status=FAILED, error=error, metrics={}))
+    return out, notes
+
+
+def _unusable(record: Record, labels: Labels | None) -> str | None:
+    for name, value in record.metrics.items():
+        if not math.isfinite(value):
+            return f"its {name} is {value}, not a score"
+    if labels is not None and record.predictions is not None:
+        predictions = record.predictions
+        if len(predictions) != len(labels.values):
+            return f"it holds {len(predictions)} predictions for {len(labels.values)} test examples"
+        if not all(isinstance(p, int) and not isinstance(p, bool) and 0 <= p < labels.num_labels for p in predictions):
+            return f"its predictions are not all label ids in [0, {labels.num_labels})"
+    return None
+
+
+def build(
+    records: list[Record],
+    metric: str = "macro_f1",
+    labels: dict[str, Labels] | None = None,
+    alpha: float = ALPHA,
+    margin: float = LEADERBOARD_MARGIN,
+) -> list[Section]:
+    """Sections ranked by `metric`; with the test `labels` of a dataset (by fingerprint), its statistics and
+    verdicts (at family-wise level `alpha` per block, with equivalence `margin`)."""
     current, _ = _by_revision(records)
     grouped: dict[tuple, dict[tuple, Row]] = defaultdict(dict)
     variants: dict[str, set[str]] = defaultdict(set)  # per method over the whole run: one label per variant
@@ -95,7 +137,7 @@ def build(records: list[Record], metric: str = "macro_f1", labels: dict[str, Lab
             if len(variants[method]) > 1:
                 row.label = f"{method} {_variant_label(variant, variants[method])}"
         section = Section(*key, list(grouped[key].values()), fingerprints[key])
-        _rank(section, metric, (labels or {}).get(section.fingerprint))
+        _rank(section, metric, (labels or {}).get(section.fingerprint), alpha, margin)
         sections.append(section)
     return sections
 
@@ -116,7 +158,7 @@ def _by_revision(records: list[Record]) -> tuple[list[Record], list[Record]]:
     return current, [r for r in latest if r.revision < newest[r.method]]
 
 
-def _rank(section: Section, metric: str, labels: Labels | None) -> None:
+def _rank(section: Section, metric: str, labels: Labels | None, alpha: float, margin: float) -> None:
     """Order the rows best first and attach their statistics when the test labels are known."""
     section.rows.sort(
         key=lambda r: (not r.values(metric), -(statistics.fmean(r.values(metric)) if r.values(metric) else 0), r.label)
@@ -128,11 +170,13 @@ def _rank(section: Section, metric: str, labels: Labels | None) -> None:
         row.label: {
             r.seed: np.asarray(r.predictions)
             for r in row.ok
-            if r.predictions is not None and samples.get(r.seed, r.sample) == r.sample and metric in r.metrics
+            if r.predictions is not None and r.sample in (samples.get(r.seed), None) and metric in r.metrics
         }
         for row in section.rows
     }
-    results = compare_methods(labels.values, predictions, metric, labels.num_labels, resamples=RESAMPLES)
+    results = compare_methods(
+        labels.values, predictions, metric, labels.num_labels, alpha=alpha, margin=margin, resamples=RESAMPLES
+    )
     by_label = {s.method: s for s in results}
     for row in section.rows:
         row.stats = by_label.get(row.label)
@@ -141,11 +185,13 @@ def _rank(section: Section, metric: str, labels: Labels | None) -> None:
 
 
 def _agreed_samples(section: Section) -> dict[int, str | None]:
-    """Per seed, the sample most of the section's records saw: a record on another sample is not paired."""
+    """Per seed, the sample most of the section's records saw: a record on another sample is not paired. A record
+    from before samples were hashed (schema 1: None) pairs by seed, as it was made (docs/records.md)."""
     seen = defaultdict(Counter)
     for row in section.rows:
         for record in row.ok:
-            seen[record.seed][record.sample] += 1
+            if record.sample is not None:
+                seen[record.seed][record.sample] += 1
     return {seed: counts.most_common(1)[0][0] for seed, counts in seen.items()}
 
 
@@ -177,7 +223,9 @@ class CrossDataset:
     uses_unlabelled: frozenset[str] = frozenset()  # labels of the methods that read the unlabelled pool
 
 
-def across_datasets(sections: list[Section], unsupplied: dict[str, list[str]] | None = None) -> list[CrossDataset]:
+def across_datasets(
+    sections: list[Section], unsupplied: dict[str, list[str]] | None = None, alpha: float = ALPHA
+) -> list[CrossDataset]:
     """Per budget with two or more datasets (counting those that cannot supply it), the cross-dataset summary
     over the datasets that can supply it: one that cannot is n/a for every method alike, so it is listed, not
     counted (a mean over the others compares). A dataset without statistics (test labels unknown) is left out."""
@@ -196,6 +244,6 @@ def across_datasets(sections: list[Section], unsupplied: dict[str, list[str]] | 
         if len(by_budget[budget]) + len(missing) < 2:
             continue
         per_dataset = dict(by_budget[budget])
-        summary = summarize_across_datasets(per_dataset)
+        summary = summarize_across_datasets(per_dataset, alpha)
         out.append(CrossDataset(budget, summary, missing, per_dataset, frozenset(unlabelled[budget])))
     return out

@@ -1,9 +1,9 @@
 """Every report of a run folder, from its records alone (and the test labels and run.json beside them), written at
 the end of every run and by ``report DIR``:
 
-- leaderboard.md / leaderboard.csv: per (dataset, budget) the ranked methods with intervals and marks, and per
+- leaderboard.md / leaderboard.csv: per (dataset, budget) the ranked methods with intervals and verdicts, and per
   budget across datasets;
-- leaderboard.tex: the same in LaTeX (booktabs), best in bold, ties with the best marked;
+- leaderboard.tex: the same in LaTeX (booktabs), best in bold, each verdict marked;
 - summary.json: one entry per (dataset, budget, method) and the cross-dataset summary per budget, for scripts;
 - plots, PNG and SVG: learning curves, quality against cost with the Pareto front, average ranks;
 - report.html: one self-contained page (tables, plots inline, the environment, the commands, how to cite).
@@ -16,6 +16,7 @@ import html
 import io
 import json
 import math
+import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import fmean
@@ -25,8 +26,18 @@ import numpy as np
 from benchmark import leaderboard
 from benchmark.leaderboard import UNLABELLED_MARK, CrossDataset, Labels, Row, Section
 from benchmark.record import Record
+from benchmark.sequential import Design
+from benchmark.verdicts import (
+    ALPHA,
+    BEST,
+    EQUIVALENT,
+    INCONCLUSIVE,
+    LEADERBOARD_MARGIN,
+    MARKS,
+    WORSE,
+    seeds_hint,
+)
 
-ALPHA = 0.05
 PLOTS = ("learning-curves", "quality-vs-cost")
 CITATION = Path(__file__).resolve().parent.parent / "CITATION.cff"
 
@@ -39,16 +50,32 @@ class Analysis:
     pool_per_class: dict[str, float]  # dataset -> train-pool examples per class (the x of 'all labels')
     threads: tuple[int, ...] = ()  # the torch threads the ok cells ran on, each once, ascending
     superseded: tuple[tuple[str, int, int], ...] = ()  # (method, revision, cells) left out: a newer revision ran
+    margin: float = LEADERBOARD_MARGIN  # of practical equivalence
+    alpha: float = ALPHA  # family-wise, per (dataset, budget) block
+    design: Design | None = None  # the sequential design of --seeds auto, if the run had one
+    notes: tuple[str, ...] = ()  # records counted as failed because the tables could not use them
 
     @property
     def has_statistics(self) -> bool:
         return any(row.stats is not None for section in self.sections for row in section.rows)
 
+    @property
+    def block_alpha(self) -> float:
+        """The level of each block's verdicts: alpha, or its share per look of a sequential design."""
+        return self.design.level(self.alpha) if self.design else self.alpha
+
 
 def analyse(
-    records: list[Record], metric: str, labels: dict[str, Labels], unsupplied: dict[str, list[str]] | None = None
+    records: list[Record],
+    metric: str,
+    labels: dict[str, Labels],
+    unsupplied: dict[str, list[str]] | None = None,
+    margin: float = LEADERBOARD_MARGIN,
+    design: Design | None = None,
 ) -> Analysis:
-    sections = leaderboard.build(records, metric, labels)
+    records, notes = leaderboard.screen(records, labels)
+    block_alpha = design.level(ALPHA) if design else ALPHA
+    sections = leaderboard.build(records, metric, labels, block_alpha, margin)
     pool = {}
     for record in records:
         fingerprint_labels = labels.get(record.dataset_fingerprint)
@@ -58,11 +85,15 @@ def analyse(
     superseded = tuple(
         (method, revision, n) for (method, revision), n in sorted(leaderboard.superseded(records).items())
     )
-    return Analysis(metric, sections, leaderboard.across_datasets(sections, unsupplied), pool, threads, superseded)
+    cross = leaderboard.across_datasets(sections, unsupplied)
+    return Analysis(metric, sections, cross, pool, threads, superseded, margin, ALPHA, design, tuple(notes))
 
 
-def of_folder(folder: Path, records: list[Record], metric: str) -> Analysis:
-    """The analysis of `records` of a run folder, with the test labels and unsupplied budgets kept beside them."""
+def of_folder(folder: Path, records: list[Record], metric: str, margin: float | None = None) -> Analysis:
+    """The analysis of `records` of a run folder, with the test labels and unsupplied budgets kept beside them;
+    the verdicts' margin is `margin`, else the run's own (run.json), else the default, and their level that of the
+    run's sequential design, if it had one."""
+    from benchmark import sequential
     from benchmark.store import read_run_info, read_test_labels
 
     info = read_run_info(folder) or {}
@@ -77,7 +108,18 @@ def of_folder(folder: Path, records: list[Record], metric: str) -> Analysis:
     for invocation in info.get("invocations", [info]):
         for dataset in _datasets_of(invocation):
             unsupplied[dataset["name"]] = dataset.get("unsupplied_budgets", [])
-    return analyse(records, metric, labels, unsupplied)
+    return analyse(records, metric, labels, unsupplied, margin or _run_margin(info), sequential.of_run_info(info))
+
+
+def _run_margin(info: dict) -> float:
+    """The margin the newest invocation ran with (run.json's config); the default for runs from before margins."""
+    from benchmark.verdicts import check_margin
+
+    value = (info.get("config") or {}).get("margin")
+    try:
+        return check_margin(value) if value is not None else LEADERBOARD_MARGIN
+    except ValueError:
+        return LEADERBOARD_MARGIN
 
 
 def _datasets_of(info: dict) -> list[dict]:
@@ -146,16 +188,12 @@ def cells(section: Section, metric: str) -> list[dict[str, str]]:
     for rank, row in enumerate(section.rows, 1):
         values = row.values(metric)
         stats = row.stats
-        mark = ""
-        if stats is not None:
-            mark = "best" if row is top else ("≈" if stats.tied_with_best else "")
         row_cells = {
             "rank": str(rank) if row.ok else "—",
             "method": row.label + (f" {UNLABELLED_MARK}" if row.uses_unlabelled else ""),
             "95% CI": f"[{stats.ci_low:.3f}, {stats.ci_high:.3f}]" if stats else "—",
             "Δ best": _delta(row, top, metric),
-            "p (Holm)": f"{stats.p_holm:.2g}" if stats and stats.p_holm is not None else "—",
-            "≈ best": mark,
+            "verdict": _verdict(stats),
             "accuracy": _stat(row.values("accuracy")),
             "macro_f1": _stat(row.values("macro_f1")),
             "train s": _seconds(row.mean("train_seconds")),
@@ -166,6 +204,15 @@ def cells(section: Section, metric: str) -> list[dict[str, str]]:
         row_cells[metric] = f"{_stat(values)} n={len(values)}" if values else "failed"
         out.append(row_cells)
     return out
+
+
+def _verdict(stats) -> str:
+    """The verdict in words; an inconclusive one with roughly the paired seeds that would settle it."""
+    if stats is None:
+        return ""
+    if stats.verdict == INCONCLUSIVE:
+        return f"inconclusive, {seeds_hint(stats.seeds_to_settle, stats.n_paired, short=True)}"
+    return stats.verdict
 
 
 def _delta(row: Row, top: Row | None, metric: str) -> str:
@@ -195,29 +242,38 @@ def _paired_differences(row: Row, top: Row, metric: str) -> list[float]:
 
 def columns(metric: str, statistics: bool) -> list[str]:
     names = ["rank", "method", metric]
-    names += ["95% CI", "Δ best", "p (Holm)", "≈ best"] if statistics else ["Δ best"]
+    names += ["95% CI", "Δ best", "verdict"] if statistics else ["Δ best"]
     names += ["accuracy", "macro_f1", "train s", "predict s", "one-off s", "cells"]
     return list(dict.fromkeys(names))  # metric may be accuracy or macro_f1 itself
 
 
 def cross_cells(cross: CrossDataset) -> tuple[list[str], list[dict[str, str]]]:
-    """The cross-dataset table of one budget: a row per method, a column per dataset, then the summaries."""
+    """The cross-dataset table of one budget: a row per method, a column per dataset (the mean and its verdict's
+    mark; the best in **bold**), then the summaries."""
     summary = cross.summary
     datasets = list(summary.datasets)  # those that can supply the budget; then the n/a ones
+    verdicts = {d: {s.method: s.verdict for s in cross.per_dataset.get(d, [])} for d in datasets}
     rows = []
     for method in _by_rank(summary):
         row = {"method": method + (f" {UNLABELLED_MARK}" if method in cross.uses_unlabelled else "")}
         for dataset in datasets:
             mean = summary.per_dataset_means[dataset][method]
-            row[dataset] = "—" if mean is None else f"{mean:.3f}"
+            said = verdicts[dataset].get(method)
+            if mean is None:
+                row[dataset] = "—"
+            elif said == BEST:
+                row[dataset] = f"**{mean:.3f}**"
+            else:
+                row[dataset] = f"{mean:.3f} {MARKS[said]}" if said else f"{mean:.3f}"
         row |= dict.fromkeys(cross.unsupplied, "n/a")
         overall = summary.mean_over_datasets[method]
         rank = summary.average_rank[method]
         row["mean"] = "incomplete" if overall is None else f"{overall:.3f}"
         row["avg rank"] = "—" if rank is None else f"{rank:.2f}"
-        row["≈ best on"] = f"{summary.n_tied_with_best[method]} of {len(datasets)}"
+        row["= best on"] = f"{summary.n_best_or_equivalent[method]} of {len(datasets)}"
+        row["▼ on"] = f"{summary.n_worse[method]} of {len(datasets)}"
         rows.append(row)
-    return ["method", *datasets, *cross.unsupplied, "mean", "avg rank", "≈ best on"], rows
+    return ["method", *datasets, *cross.unsupplied, "mean", "avg rank", "= best on", "▼ on"], rows
 
 
 def _by_rank(summary) -> list[str]:
@@ -248,13 +304,7 @@ def footnote(analysis: Analysis) -> str:
         "it was done."
     )
     if analysis.has_statistics:
-        text += (
-            f" 95% CI: the method's expected score over samples and test sets; Δ best: paired difference to the "
-            f"best row over the seeds both finished on the identical sample, with its 95% interval; p (Holm): "
-            f"adjusted over the comparisons with the best; ≈: not distinguishable from the best at α={ALPHA} (the "
-            "best is picked on the same data: the marks describe, they do not prove the leader better). "
-            "docs/statistics.md."
-        )
+        text += f" 95% CI: the method's expected score over samples and test sets. {legend(analysis)}"
     else:
         text += " Δ best: paired mean difference to the top row (no test labels beside the records: no intervals)."
     if analysis.superseded:
@@ -263,11 +313,43 @@ def footnote(analysis: Analysis) -> str:
     return text
 
 
+def legend(analysis: Analysis) -> str:
+    """What the verdicts are, at which level, over which family, with which margin: beside every table."""
+    level = f"α = {analysis.alpha:g} per (dataset, budget)."
+    if analysis.design:
+        design = analysis.design.describe(analysis.alpha)
+        level = f"α = {analysis.block_alpha:.4g} per (dataset, budget) at each look. {design}"
+    return (
+        "Δ best: paired difference to the best row over the seeds both finished on the identical sample, with its "
+        "interval simultaneous over every pair of the block's methods (Bonferroni over the k(k − 1)/2 pairs: the "
+        "best is picked on the same data, and the pairs cover any choice of it). Verdict, read from that interval "
+        f"alone: = equivalent to the best within ±{analysis.margin:g} (the interval lies inside the margin); ▼ worse "
+        "(it excludes 0); ? inconclusive: not yet known (neither), with roughly the paired seeds that would settle "
+        f"it at the observed spread; family-wise {level} docs/statistics.md."
+    )
+
+
+def section_note(section: Section, analysis: Analysis) -> str:
+    """The family and level of one block's verdicts, under its table."""
+    stats = next((row.stats for row in section.rows if row.stats is not None), None)
+    if stats is None:
+        return ""
+    k = sum(row.stats is not None for row in section.rows)
+    return (
+        f"verdicts: margin ±{stats.margin:g}; intervals simultaneous over the {stats.family_size} pairs of {k} "
+        f"methods (Bonferroni, family-wise α = {analysis.block_alpha:.4g}: each at "
+        f"{100 * (1 - analysis.block_alpha / stats.family_size):.4g}%)"
+    )
+
+
 def markdown(analysis: Analysis) -> str:
     parts = [f"# Leaderboard (ranked by {analysis.metric})\n"]
     names = columns(analysis.metric, analysis.has_statistics)
     for section in analysis.sections:
         parts += [f"## {section.title}\n", _md_table(names, cells(section, analysis.metric)), ""]
+        note = section_note(section, analysis)
+        if note:
+            parts += [note, ""]
     for cross in analysis.cross:
         parts.append(f"## Across datasets · {cross.budget.label}\n")
         parts += [_md_table(*cross_cells(cross)), "", _cross_note(cross), ""]
@@ -294,8 +376,9 @@ def analysis_mean_note() -> str:
     return (
         "mean: over every dataset that can supply the budget, 'incomplete' when one lacks the method's result "
         "(never a mean over fewer datasets); avg rank: over the datasets "
-        "where every method has a result (1 = best); ≈ best on: datasets where the method is not distinguishable "
-        "from that dataset's best."
+        "where every method has a result (1 = best). Per dataset: bold the best, = equivalent to it, ▼ worse, "
+        "? inconclusive (the verdicts of that dataset's table); = best on: datasets where the method is the best or "
+        "equivalent to it; ▼ on: where it is worse."
     )
 
 
@@ -308,7 +391,8 @@ def _md_table(names: list[str], rows: list[dict[str, str]]) -> str:
 def csv_text(analysis: Analysis) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    stats_fields = ["ci_low", "ci_high", "delta_to_best", "delta_ci_low", "delta_ci_high", "p_holm", "tied_with_best"]
+    stats_fields = ["ci_low", "ci_high", "delta_to_best", "delta_ci_low", "delta_ci_high", "p_raw", "p_adjusted",
+                    "verdict", "margin", "family_size", "seeds_to_settle"]  # fmt: skip
     header = ["dataset", "model", "shots", "rank", "method", "uses_unlabelled", "n_ok", "n_failed"]
     header += [f"{name}_{part}" for name in ("accuracy", "macro_f1", "f1_positive") for part in ("mean", "std")]
     header += [f"{analysis.metric}_{name}" for name in stats_fields]
@@ -324,10 +408,7 @@ def csv_text(analysis: Analysis) -> str:
                 std = _std(values)
                 line += [_number(mean, 4), _number(std, 4)]
             stats = asdict(row.stats) if row.stats else {}
-            line += [
-                _number(stats.get(name), 4) if name != "tied_with_best" else stats.get(name, "")
-                for name in stats_fields
-            ]
+            line += [_csv_value(stats.get(name)) for name in stats_fields]
             line += [
                 _number(row.mean("train_seconds"), 2),
                 _number(row.mean("predict_seconds"), 2),
@@ -335,6 +416,12 @@ def csv_text(analysis: Analysis) -> str:
             ]
             writer.writerow(line)
     return buffer.getvalue()
+
+
+def _csv_value(value) -> str:
+    if isinstance(value, float):
+        return _number(value, 4)
+    return "" if value is None else str(value)
 
 
 def _std(values: list[float]) -> float | None:
@@ -356,29 +443,47 @@ def _number(value, digits: int) -> str:
 def _tex(text: str) -> str:
     for char, escaped in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#")):
         text = text.replace(char, escaped)
-    return text.replace("†", r"$^\dagger$").replace("±", r"$\pm$").replace("≈", r"$\approx$")
+    text = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", text)
+    for char, escaped in (("†", r"$^\dagger$"), ("±", r"$\pm$"), ("≈", r"$\approx$"), ("▼", r"$\blacktriangledown$"),
+                          ("Δ", r"$\Delta$")):  # fmt: skip
+        text = text.replace(char, escaped)
+    return text
+
+
+TEX_MARKS = {BEST: "", EQUIVALENT: "${=}$", WORSE: r"$\blacktriangledown$", INCONCLUSIVE: "?"}
 
 
 def latex(analysis: Analysis) -> str:
-    """booktabs tables: per (dataset, budget), and per budget across datasets. Best in bold; a star marks a
-    method not distinguishable from the best (Holm-adjusted paired test, alpha 0.05)."""
+    """booktabs tables: per (dataset, budget), and per budget across datasets. Best in bold; each other method
+    marked with its verdict (= equivalent, a triangle worse, ? inconclusive)."""
     metric = _tex(analysis.metric)
     parts = [
-        "% fewshot-bench leaderboards; needs \\usepackage{booktabs}",
-        f"% ranked by {analysis.metric}; mean $\\pm$ sample std over n seeds; * not distinguishable from the best",
+        "% fewshot-bench leaderboards; needs \\usepackage{booktabs,amssymb}",
+        f"% ranked by {analysis.metric}; mean $\\pm$ sample std over n seeds; " + _tex(legend(analysis))
+        if analysis.has_statistics
+        else f"% ranked by {analysis.metric}; mean $\\pm$ sample std over n seeds",
     ]
     for section in analysis.sections:
-        parts.append(_tex_section(section, analysis.metric, metric))
+        parts.append(_tex_section(section, analysis, metric))
     for cross in analysis.cross:
-        parts.append(_tex_cross(cross, metric))
+        parts.append(_tex_cross(cross, analysis, metric))
     return "\n\n".join(parts) + "\n"
 
 
-def _tex_section(section: Section, metric: str, metric_tex: str) -> str:
+def _tex_legend(analysis: Analysis) -> str:
+    return (
+        rf"Best in bold; ${{=}}$ equivalent to it within $\pm${analysis.margin:g}, $\blacktriangledown$ worse, ? "
+        r"inconclusive, read from the difference's interval, simultaneous over every pair of the block's methods "
+        rf"(Bonferroni, family-wise $\alpha = {analysis.block_alpha:.4g}$)."
+    )
+
+
+def _tex_section(section: Section, analysis: Analysis, metric_tex: str) -> str:
+    metric = analysis.metric
     lines = [
         r"\begin{table}[t]\centering\small",
         rf"\caption{{{_tex(section.title)}: {metric_tex}, mean $\pm$ std over seeds (n), 95\% interval, paired "
-        r"difference to the best with its 95\% interval. * not distinguishable from the best.}",
+        rf"difference to the best with its simultaneous interval. {_tex_legend(analysis)}}}",
         r"\begin{tabular}{lcccr}",
         r"\toprule",
         rf"Method & {metric_tex} & 95\% CI & $\Delta$ best & Train s \\",
@@ -391,12 +496,11 @@ def _tex_section(section: Section, metric: str, metric_tex: str) -> str:
         if not values:
             lines.append(rf"{name} & failed & & & \\")
             continue
-        score = f"{_stat(values)} ({len(values)})"
-        score = (
-            rf"\textbf{{{_tex(score)}}}"
-            if row is top
-            else _tex(score) + ("*" if row.stats and row.stats.tied_with_best else "")
-        )
+        score = _tex(f"{_stat(values)} ({len(values)})")
+        if row is top:
+            score = rf"\textbf{{{score}}}"
+        elif row.stats is not None:
+            score += TEX_MARKS[row.stats.verdict]
         interval = f"[{row.stats.ci_low:.3f}, {row.stats.ci_high:.3f}]" if row.stats else "--"
         delta = "--" if row is top else _tex(_delta(row, top, metric)).replace("—", "--")
         lines.append(rf"{name} & {score} & {interval} & {delta} & {_seconds(row.mean('train_seconds'))} \\")
@@ -404,31 +508,20 @@ def _tex_section(section: Section, metric: str, metric_tex: str) -> str:
     return "\n".join(lines)
 
 
-def _tex_cross(cross: CrossDataset, metric_tex: str) -> str:
+def _tex_cross(cross: CrossDataset, analysis: Analysis, metric_tex: str) -> str:
     names, rows = cross_cells(cross)
-    summary = cross.summary
-    best = {d: max((m for m in summary.methods if summary.per_dataset_means[d][m] is not None),
-                   key=lambda m: summary.per_dataset_means[d][m], default=None) for d in summary.datasets}  # fmt: skip
     lines = [
         r"\begin{table}[t]\centering\small",
-        rf"\caption{{{metric_tex} across datasets, {_tex(cross.budget.label)}: per-dataset means (best in bold, * "
-        r"not distinguishable from that dataset's best), mean over datasets, average rank.}",
+        rf"\caption{{{metric_tex} across datasets, {_tex(cross.budget.label)}: per-dataset means with their "
+        rf"verdicts, mean over datasets, average rank, and on how many datasets a method is the best or "
+        rf"equivalent to it, and worse. {_tex_legend(analysis)}}}",
         r"\begin{tabular}{l" + "c" * (len(names) - 1) + "}",
         r"\toprule",
         " & ".join(_tex(n) for n in names) + r" \\",
         r"\midrule",
     ]
-    tied = {d: {s.method for s in cross.per_dataset.get(d, []) if s.tied_with_best} for d in summary.datasets}
-    for method, row in zip(_by_rank(summary), rows, strict=True):
-        values = []
-        for name in names:
-            text = _tex(row[name])
-            if name in summary.datasets and best.get(name) == method:
-                text = rf"\textbf{{{text}}}"
-            elif name in summary.datasets and method in tied[name]:
-                text += "*"
-            values.append(text)
-        lines.append(" & ".join(values) + r" \\")
+    for row in rows:
+        lines.append(" & ".join(_tex(row[name]).replace(" =", " ${=}$") for name in names) + r" \\")
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines)
 
@@ -457,11 +550,19 @@ def summary(analysis: Analysis) -> dict:
             if row.stats is not None:
                 entry |= {k: v for k, v in asdict(row.stats).items() if k != "method"}
             else:
-                entry |= {"mean": sum(values) / len(values) if values else None, "std": _std(values), "n": len(values)}
+                entry |= {"mean": sum(values) / len(values) if values else None, "std": _std(values), "n": len(values),
+                          "verdict": None}  # fmt: skip
             entries.append(_finite(entry))
     return {
         "metric": analysis.metric,
-        "alpha": ALPHA,
+        "alpha": analysis.alpha,
+        "margin": analysis.margin,
+        "verdicts": {
+            "family": "every pair of a (dataset, budget) block's methods; Bonferroni",
+            "block_alpha": analysis.block_alpha,
+            "design": analysis.design.describe(analysis.alpha) if analysis.design else None,
+            "looks": list(analysis.design.looks) if analysis.design else None,
+        },
         "resamples": leaderboard.RESAMPLES,
         "cells": entries,
         "across_datasets": [_finite(_cross_json(cross)) for cross in analysis.cross],
@@ -479,7 +580,8 @@ def _cross_json(cross: CrossDataset) -> dict:
             m: {
                 "mean_over_datasets": summary.mean_over_datasets[m],
                 "average_rank": summary.average_rank[m],
-                "n_tied_with_best": summary.n_tied_with_best[m],
+                "n_best_or_equivalent": summary.n_best_or_equivalent[m],
+                "n_worse": summary.n_worse[m],
                 "n_datasets": summary.n_datasets[m],
                 "per_dataset_means": {d: summary.per_dataset_means[d][m] for d in summary.datasets},
             }
@@ -513,6 +615,7 @@ def draw_plots(analysis: Analysis, folder: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     plt.rcParams["svg.fonttype"] = "path"  # text as shapes: the SVG needs no font from anywhere
+    plt.rcParams["svg.hashsalt"] = "fewshot-bench"  # element ids from the content: the same records, the same SVG
     drawn = []
     for name, draw in (("learning-curves", _learning_curves), ("quality-vs-cost", _quality_vs_cost)):
         figure = draw(analysis)
@@ -702,6 +805,9 @@ def page(analysis: Analysis, figures: list[Path], info: dict | None) -> str:
     names = columns(analysis.metric, analysis.has_statistics)
     for section in analysis.sections:
         parts += [f"<h2>{html.escape(section.title)}</h2>", _html_table(names, cells(section, analysis.metric))]
+        note = section_note(section, analysis)
+        if note:
+            parts.append(f"<p class='note'>{html.escape(note)}</p>")
     parts += _environment(info) + _citation() + ["</body></html>"]
     return "\n".join(parts) + "\n"
 
@@ -709,11 +815,16 @@ def page(analysis: Analysis, figures: list[Path], info: dict | None) -> str:
 def _html_table(names: list[str], rows: list[dict[str, str]]) -> str:
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = "".join(
-        "<tr" + (" class='best'" if row.get("≈ best") == "best" else "") + ">"
-        + "".join(f"<td>{html.escape(row[n])}</td>" for n in names) + "</tr>"
+        "<tr" + (" class='best'" if row.get("verdict") == BEST else "") + ">"
+        + "".join(f"<td>{_html_cell(row[n])}</td>" for n in names) + "</tr>"
         for row in rows
     )  # fmt: skip
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _html_cell(text: str) -> str:
+    """Escaped, with the cross tables' **best** in bold."""
+    return re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", html.escape(text))
 
 
 def _environment(info: dict | None) -> list[str]:
@@ -751,7 +862,7 @@ def _citation() -> list[str]:
 # --- the terminal ---------------------------------------------------------------------------------------------
 
 # dropped first when a terminal is too narrow; the ranked metric, the method and the marks always stay whole
-DROP_ORDER = ("predict s", "one-off s", "accuracy", "macro_f1", "p (Holm)", "95% CI", "cells", "train s", "Δ best")
+DROP_ORDER = ("predict s", "one-off s", "accuracy", "macro_f1", "95% CI", "cells", "train s", "Δ best")
 
 
 def print_rich(analysis: Analysis, console) -> None:
@@ -763,10 +874,11 @@ def print_rich(analysis: Analysis, console) -> None:
     for section in analysis.sections:
         rows = cells(section, analysis.metric)
         names = _fitting(columns(analysis.metric, analysis.has_statistics), rows, analysis.metric, console.width)
-        table = Table(title=section.title, title_justify="left")
+        table = Table(title=section.title, title_justify="left", caption=section_note(section, analysis) or None,
+                      caption_justify="left")  # fmt: skip
         for name in names:
-            table.add_column(name, justify="left" if name in ("method", "cells") else "right",
-                             no_wrap=name in (analysis.metric, "rank", "≈ best"))  # fmt: skip
+            table.add_column(name, justify="left" if name in ("method", "cells", "verdict") else "right",
+                             no_wrap=name in (analysis.metric, "rank"))  # fmt: skip
         for row in rows:
             table.add_row(*(row[n] for n in names), style="red" if row["rank"] == "—" else None)
         console.print(table)
@@ -776,10 +888,18 @@ def print_rich(analysis: Analysis, console) -> None:
         for name in names:
             table.add_column(name, justify="left" if name == "method" else "right")
         for row in rows:
-            table.add_row(*(row[n] for n in names))
+            table.add_row(*(_rich_cell(row[n]) for n in names))
         console.print(table)
         console.print(_cross_note(cross), style="dim")
     console.print(footnote(analysis), style="dim")
+
+
+def _rich_cell(text: str):
+    """The cross tables' **best** in bold."""
+    from rich.text import Text
+
+    bold = text.startswith("**") and text.endswith("**")
+    return Text(text[2:-2], style="bold") if bold else Text(text)
 
 
 def _fitting(names: list[str], rows: list[dict[str, str]], metric: str, width: int) -> list[str]:

@@ -1,23 +1,41 @@
-"""Which gaps between methods are real: intervals, paired tests against the best method, cross-dataset ranks.
+"""Which gaps between methods are real: intervals, verdicts against the best method, cross-dataset ranks.
 
 Within one (dataset, budget) every method is trained on the same few-shot sample for a given seed and scored on
 the same fixed test set, so every comparison is paired twice: by seed and by test example. Two sources of noise
 move a score: which sample the seed drew, and which finite test set happens to be used. ``compare_methods``
 accounts for both: a paired bootstrap over test examples (the same resampled indices for every seed and method)
 measures the test-set part, the spread of the per-seed values measures the seed part with its few degrees of
-freedom, and a generalized-pivot (t-like) interval combines them. ``summarize_across_datasets`` turns the
-per-dataset results of one budget into mean ranks and, with enough datasets, Friedman and Wilcoxon-Holm tests.
+freedom, and a generalized-pivot (t-like) interval combines them.
+
+Each comparison gets one of three verdicts read from one interval for the difference, simultaneous over its
+family (Bonferroni): it excludes 0 (a difference), it lies inside (-margin, +margin) (equivalent: two one-sided
+tests, Schuirmann 1987), or neither (inconclusive: more seeds needed). The interval shown beside a verdict is
+the one it was read from, so the two cannot disagree. ``summarize_across_datasets`` turns the per-dataset results
+of one budget into mean ranks, verdict counts and, with enough datasets, Friedman and Wilcoxon-Holm tests.
 docs/statistics.md explains the method, its assumptions and its calibration.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from statistics import fmean
 
 import numpy as np
 from scipy import optimize, special, stats
+
+from benchmark.verdicts import (
+    ALPHA,
+    BEST,
+    DIFFERS,
+    EQUIVALENT,
+    INCONCLUSIVE,
+    LEADERBOARD_MARGIN,
+    MAX_SEEDS_TO_SETTLE,
+    WORSE,
+    check_margin,
+    verdict,
+)
 
 SUPPORTED_METRICS = ("accuracy", "macro_f1", "f1_positive")
 MIN_DATASETS_FOR_TESTS = 6  # the smallest N at which an exact two-sided Wilcoxon p-value can fall below 0.05
@@ -32,10 +50,11 @@ _MIXTURE_NODES = 500
 
 @dataclass(frozen=True)
 class MethodStats:
-    """One method's result on one (dataset, budget): its mean over seeds and its paired gap to the best method.
+    """One method's result on one (dataset, budget): its mean over seeds and its verdict against the best.
 
-    ``ci_*`` and ``delta_ci_*`` are per-comparison (1 - alpha) intervals; ``tied_with_best`` uses the
-    Holm-adjusted p-value, so a delta interval may exclude 0 while the method is still tied with the best.
+    ``ci_*`` is the (1 - alpha) interval for the method's own expected score. ``delta_ci_*`` is simultaneous over
+    the block's family of ``family_size`` comparisons (every pair of the block's methods: the best is picked on
+    the same data), at level 1 - alpha / family_size; ``verdict`` is read from it and from nothing else.
     """
 
     method: str
@@ -45,11 +64,14 @@ class MethodStats:
     ci_low: float
     ci_high: float
     delta_to_best: float  # method minus best over the seeds both finished; 0 for the best
-    delta_ci_low: float
+    delta_ci_low: float  # the simultaneous interval the verdict is read from (0, 0 for the best; NaN: no pairing)
     delta_ci_high: float
-    p_raw: float | None  # two-sided p-value of delta_to_best == 0; None for the best itself
-    p_holm: float | None  # Holm-adjusted over the comparisons with the best; None for the best itself
-    tied_with_best: bool  # p_holm >= alpha (True for the best itself)
+    p_raw: float | None  # two-sided p-value of delta_to_best == 0, unadjusted; None for the best itself
+    p_adjusted: float | None  # Bonferroni over the family: below alpha exactly when the interval excludes 0
+    verdict: str  # BEST, EQUIVALENT (interval inside +-margin), WORSE (interval below 0) or INCONCLUSIVE
+    margin: float  # of practical equivalence, in the metric's units
+    family_size: int  # comparisons the level is divided among
+    seeds_to_settle: int | None  # inconclusive only: paired seeds that would roughly settle it (None: unknown)
     n_paired: int  # seeds both this method and the best finished (the delta uses these)
     interval: str  # INTERVAL_SEEDS_AND_TEST; INTERVAL_TEST_ONLY if n or n_paired is 1; INTERVAL_NONE if n_paired is 0
     resamples: int  # bootstrap resamples of the test set
@@ -67,7 +89,8 @@ class BudgetSummary:
     average_rank: dict[str, float | None]  # over rank_datasets (1 = best, ties averaged); None if there are none
     rank_datasets: tuple[str, ...]  # datasets where every method has a result: ranks and tests use these only
     n_datasets: dict[str, int]  # datasets where the method has a result
-    n_tied_with_best: dict[str, int]  # of those, how many mark it tied with the best
+    n_best_or_equivalent: dict[str, int]  # of those, where it is the best or equivalent to the best
+    n_worse: dict[str, int]  # where it is worse than the best
     friedman_p: float | None
     pairwise_p: dict[str, dict[str, float]] | None  # Wilcoxon signed-rank over rank_datasets, Holm-adjusted
     test_note: str | None  # why a test did not run (None when every test ran)
@@ -79,17 +102,22 @@ def compare_methods(
     predictions: dict[str, dict[int, np.ndarray]],
     metric: str,
     num_labels: int,
-    alpha: float = 0.05,
+    alpha: float = ALPHA,
+    margin: float = LEADERBOARD_MARGIN,
     resamples: int = 10_000,
     seed: int = 0,
 ) -> list[MethodStats]:
-    """Every method's mean over seeds and its Holm-adjusted paired comparison with the best; best first.
+    """Every method's mean over seeds and its verdict against the best; best first.
 
     ``predictions`` maps method -> seed -> predicted label ids on ``y_true``'s test set. Methods with no
-    finished seed are left out. The best is the highest mean (input order breaks exact ties).
+    finished seed are left out. The best is the highest mean (input order breaks exact ties). The family is
+    every pair of the k methods with a result, k(k - 1)/2 comparisons: the best is chosen on the same data, so its
+    k - 1 comparisons are a data-selected subset of the pairs, which Bonferroni over all pairs covers whatever was
+    selected (over the k - 1 alone it does not: docs/statistics.md measures the difference).
     """
     y_true = np.asarray(y_true)
     _check_inputs(y_true, predictions, metric, num_labels, alpha, resamples)
+    check_margin(margin)
     runs = {method: dict(sorted(by_seed.items())) for method, by_seed in predictions.items() if by_seed}
     if not runs:
         return []
@@ -97,40 +125,71 @@ def compare_methods(
     summaries = {method: scores.summary(method, list(by_seed), alpha) for method, by_seed in runs.items()}
     order = sorted(runs, key=lambda m: -summaries[m][0])  # stable: input order breaks ties
     best = order[0]
-    deltas, p_raw = {}, {}
-    for method in order[1:]:
-        shared = [s for s in runs[method] if s in runs[best]]
-        if not shared:
-            deltas[method] = (summaries[method][0] - summaries[best][0], float("nan"), float("nan"), 0)
-            continue
-        *deltas[method], p_raw[method] = scores.difference(method, best, shared, alpha)
-    p_holm = holm(p_raw)
+    family = max(1, len(runs) * (len(runs) - 1) // 2)
     results = []
     for method in order:
         mean, std, n, low, high = summaries[method]
-        delta, d_low, d_high, n_paired = (0.0, 0.0, 0.0, n) if method == best else deltas[method]
-        p_adj = p_holm.get(method)
-        results.append(
-            MethodStats(
-                method=method,
-                mean=mean,
-                std=std,
-                n=n,
-                ci_low=low,
-                ci_high=high,
-                delta_to_best=delta,
-                delta_ci_low=d_low,
-                delta_ci_high=d_high,
-                p_raw=p_raw.get(method),
-                p_holm=p_adj,
-                tied_with_best=bool(method == best or (p_adj is not None and p_adj >= alpha)),
-                n_paired=n_paired,
-                interval=_interval_kind(n, n_paired),
-                resamples=resamples,
-                rng_seed=seed,
-            )
-        )
+        row = MethodStats(method, mean, std, n, low, high, delta_to_best=0.0, delta_ci_low=0.0, delta_ci_high=0.0,
+                          p_raw=None, p_adjusted=None, verdict=BEST, margin=margin, family_size=family,
+                          seeds_to_settle=None, n_paired=n, interval=_interval_kind(n, n), resamples=resamples,
+                          rng_seed=seed)  # fmt: skip
+        if method != best:
+            shared = [s for s in runs[method] if s in runs[best]]
+            difference = scores.difference(method, best, shared) if shared else None
+            row = _against_best(row, difference, summaries[best][0], alpha)
+        results.append(row)
     return results
+
+
+def _against_best(row: MethodStats, difference: Difference | None, best_mean: float, alpha: float) -> MethodStats:
+    """The row's difference to the best, its interval simultaneous over the row's family at family-wise level
+    `alpha`, and the verdict read from it."""
+    if difference is None:  # no seed shared with the best: nothing to pair, nothing settled
+        nan = float("nan")
+        return replace(row, delta_to_best=row.mean - best_mean, delta_ci_low=nan, delta_ci_high=nan,
+                       verdict=INCONCLUSIVE, n_paired=0, interval=INTERVAL_NONE)  # fmt: skip
+    judged = judge(difference, alpha, row.margin, row.family_size)
+    said = judged.verdict
+    if said == DIFFERS:
+        # above 0 only over fewer shared seeds than the best's mean used: not worse, and not equivalent either
+        # (the interval excludes 0); the best's missing seeds would settle it
+        said = WORSE if judged.high < 0 else INCONCLUSIVE
+    return replace(
+        row,
+        delta_to_best=difference.estimate,
+        delta_ci_low=judged.low,
+        delta_ci_high=judged.high,
+        p_raw=judged.p_raw,
+        p_adjusted=judged.p_adjusted,
+        verdict=said,
+        seeds_to_settle=judged.seeds_to_settle,
+        n_paired=difference.n_seeds,
+        interval=_interval_kind(row.n, difference.n_seeds),
+    )
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """A comparison's verdict and the simultaneous interval it was read from."""
+
+    low: float
+    high: float
+    verdict: str  # EQUIVALENT, DIFFERS or INCONCLUSIVE
+    p_raw: float  # two-sided, of a true difference of 0, unadjusted
+    p_adjusted: float  # Bonferroni over the family: below alpha exactly when the interval excludes 0
+    seeds_to_settle: int | None  # inconclusive only: paired seeds that would roughly settle it (None: unknown)
+
+
+def judge(difference: Difference, alpha: float, margin: float, family: int) -> Judgement:
+    """One comparison of a family of `family`, at family-wise level `alpha`: its interval at alpha / family
+    (Bonferroni: every interval of the family covers its truth at once with probability at least 1 - alpha, and
+    then every verdict read from them is right) and the verdict read from that interval."""
+    level = alpha / family
+    low, high = difference.interval(level)
+    said = verdict(low, high, margin)
+    p = difference.p()
+    settle = difference.seeds_to_settle(level, margin) if said == INCONCLUSIVE else None
+    return Judgement(low, high, said, p, min(1.0, p * family), settle)
 
 
 def paired_difference(
@@ -139,26 +198,104 @@ def paired_difference(
     b: dict[int, np.ndarray],
     metric: str,
     num_labels: int,
-    alpha: float = 0.05,
     resamples: int = 10_000,
     seed: int = 0,
-) -> tuple[float, float, float, int, float]:
+) -> Difference:
     """B minus A over the seeds both have (seed -> predicted label ids on ``y_true``'s test set), as the
-    leaderboard compares a method with the best: (mean, ci_low, ci_high, seeds, two-sided p, unadjusted)."""
+    leaderboard compares a method with the best; its interval at any level from ``Difference.interval``."""
     y_true = np.asarray(y_true)
     seeds = sorted(set(a) & set(b))
     if not seeds:
         raise ValueError("A and B share no seed: nothing to pair")
     runs = {"a": {s: a[s] for s in seeds}, "b": {s: b[s] for s in seeds}}
-    _check_inputs(y_true, runs, metric, num_labels, alpha, resamples)
+    _check_inputs(y_true, runs, metric, num_labels, 0.05, resamples)
     scores = _Scores.of(y_true, runs, metric, num_labels, resamples, np.random.default_rng(seed))
-    return scores.difference("b", "a", seeds, alpha)
+    return scores.difference("b", "a", seeds)
 
 
 def _interval_kind(n: int, n_paired: int) -> str:
     if n_paired == 0:
         return INTERVAL_NONE
     return INTERVAL_TEST_ONLY if min(n, n_paired) == 1 else INTERVAL_SEEDS_AND_TEST
+
+
+@dataclass(frozen=True, eq=False)
+class Difference:
+    """The seed-mean of a paired quantity (a difference between two methods, or one method's score) with what
+    its uncertainty is made of, so that its interval can be had at any level and its width predicted for more
+    seeds. Components as in docs/statistics.md: the seed part `v_seed` (known to n_seeds - 1 degrees of freedom),
+    the test-set part `v_test` and the seed-by-example interaction `overlap` both contain. One seed: the bootstrap
+    replicates themselves (a percentile interval)."""
+
+    estimate: float
+    n_seeds: int
+    v_seed: float
+    v_test: float
+    overlap: float
+    replicates: np.ndarray | None  # one seed only
+
+    @classmethod
+    def of(cls, per_seed: np.ndarray, replicates: np.ndarray) -> Difference:
+        estimate = float(per_seed.mean())
+        if len(per_seed) == 1:
+            return cls(estimate, 1, 0.0, float(np.var(replicates[:, 0], ddof=1)), 0.0, replicates[:, 0])
+        n_seeds = len(per_seed)
+        v_seed = float(np.var(per_seed, ddof=1)) / n_seeds
+        v_test = float(np.var(replicates.mean(axis=1), ddof=1))
+        v_per_seed = float(np.var(replicates, axis=0, ddof=1).mean())
+        overlap = max(0.0, (v_per_seed - v_test) / (n_seeds - 1))
+        return cls(estimate, n_seeds, v_seed, v_test, overlap, None)
+
+    def interval(self, alpha: float, lowest: float = -1.0, highest: float = 1.0) -> tuple[float, float]:
+        """The two-sided (1 - alpha) interval, clipped to [lowest, highest] (every metric lies in [0, 1])."""
+        if self.replicates is not None:
+            low, high = np.quantile(self.replicates, [alpha / 2, 1 - alpha / 2])
+        else:
+            spread, weights = _mixture_spread(self.v_seed, self.v_test, self.overlap, self.n_seeds)
+            half_width = _mixture_quantile(spread, weights, alpha)
+            low, high = self.estimate - half_width, self.estimate + half_width
+        return max(lowest, float(low)), min(highest, float(high))
+
+    def p(self) -> float:
+        """Two-sided p-value of a true value of 0: below alpha exactly when the (1 - alpha) interval excludes 0
+        (for one seed up to the bootstrap's +1 and interpolation)."""
+        if self.replicates is not None:
+            values = self.replicates
+            tail = min(np.count_nonzero(values <= 0), np.count_nonzero(values >= 0))
+            return min(1.0, 2 * (1 + int(tail)) / (1 + len(values)))
+        spread, weights = _mixture_spread(self.v_seed, self.v_test, self.overlap, self.n_seeds)
+        return float(_mixture_p(self.estimate, spread, weights))
+
+    def half_width(self, alpha: float, n_seeds: int | None = None) -> float:
+        """The interval's half-width now, or predicted for `n_seeds` paired seeds if the components stay as
+        measured: the seed part and the interaction shrink as 1/seeds, the test set's own part does not (every
+        seed is scored on the same test set), and the t-like correction eases with the degrees of freedom. One
+        seed: the percentile interval's half-width as it is (there is no seed spread to predict from)."""
+        n_seeds = n_seeds or self.n_seeds
+        if self.replicates is not None:
+            low, high = np.quantile(self.replicates, [alpha / 2, 1 - alpha / 2])
+            return float(high - low) / 2
+        shrink = self.n_seeds / n_seeds
+        fixed = max(0.0, self.v_test - self.overlap)
+        spread, weights = _mixture_spread(self.v_seed * shrink, fixed + self.overlap * shrink, self.overlap * shrink,
+                                          n_seeds)  # fmt: skip
+        return _mixture_quantile(spread, weights, alpha)
+
+    def seeds_to_settle(self, alpha: float, margin: float, most: int = MAX_SEEDS_TO_SETTLE) -> int | None:
+        """Roughly how many paired seeds would settle an inconclusive verdict at the observed spread and
+        estimate: the fewest whose interval would be narrower than max(margin - |estimate|, |estimate|) (the
+        larger of what equivalence and a difference need). None when it cannot be told: one seed (no seed
+        spread to go on) or not within `most` seeds (the test set's own noise may be too large for any number)."""
+        if not 2 <= self.n_seeds < most:
+            return None
+        needed = max(margin - abs(self.estimate), abs(self.estimate))
+        if self.half_width(alpha, most) >= needed:
+            return None
+        low, high = self.n_seeds, most  # half_width(high) < needed; the smallest such count, by bisection
+        while high - low > 1:
+            middle = (low + high) // 2
+            low, high = (low, middle) if self.half_width(alpha, middle) < needed else (middle, high)
+        return high
 
 
 @dataclass
@@ -186,20 +323,20 @@ class _Scores:
         does the interval for its expected value."""
         cols = self._columns(method, seeds)
         values = self.point[cols]
-        low, high, _ = _estimate(values, self.replicates[:, cols], alpha)
+        low, high = Difference.of(values, self.replicates[:, cols]).interval(alpha, 0.0, 1.0)
         std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-        return float(values.mean()), std, len(values), max(0.0, low), min(1.0, high)
+        return float(values.mean()), std, len(values), low, high
 
-    def difference(self, method: str, best: str, seeds: list[int], alpha: float):
-        """(mean, ci_low, ci_high, n, p) of the method minus the best over `seeds`."""
+    def difference(self, method: str, best: str, seeds: list[int]) -> Difference:
+        """The method minus the best over `seeds`."""
         mine, theirs = self._columns(method, seeds), self._columns(best, seeds)
-        values = self.point[mine] - self.point[theirs]
-        low, high, p = _estimate(values, self.replicates[:, mine] - self.replicates[:, theirs], alpha)
-        return float(values.mean()), max(-1.0, low), min(1.0, high), len(seeds), p
+        return Difference.of(
+            self.point[mine] - self.point[theirs], self.replicates[:, mine] - self.replicates[:, theirs]
+        )
 
 
 def summarize_across_datasets(per_dataset: dict[str, list[MethodStats]], alpha: float = 0.05) -> BudgetSummary:
-    """One budget across datasets: means, average ranks, tie counts and, with 6+ complete datasets, tests.
+    """One budget across datasets: means, average ranks, verdict counts and, with 6+ complete datasets, tests.
 
     Ranks and tests use only the datasets where every method has a result (a method missing from one dataset
     removes that dataset from the ranking rather than being ranked on fewer datasets than the others).
@@ -221,7 +358,7 @@ def summarize_across_datasets(per_dataset: dict[str, list[MethodStats]], alpha: 
     else:
         average_rank = dict.fromkeys(methods)
     n_datasets = {m: sum(m in by_dataset[d] for d in datasets) for m in methods}
-    n_tied = {m: sum(m in by_dataset[d] and by_dataset[d][m].tied_with_best for d in datasets) for m in methods}
+    verdicts = {m: [by_dataset[d][m].verdict for d in datasets if m in by_dataset[d]] for m in methods}
 
     friedman_p, pairwise_p, note = None, None, None
     if len(methods) < 2:
@@ -246,7 +383,8 @@ def summarize_across_datasets(per_dataset: dict[str, list[MethodStats]], alpha: 
         average_rank=average_rank,
         rank_datasets=complete,
         n_datasets=n_datasets,
-        n_tied_with_best=n_tied,
+        n_best_or_equivalent={m: sum(v in (BEST, EQUIVALENT) for v in verdicts[m]) for m in methods},
+        n_worse={m: verdicts[m].count(WORSE) for m in methods},
         friedman_p=friedman_p,
         pairwise_p=pairwise_p,
         test_note=note,
@@ -382,30 +520,6 @@ def _bootstrap_metric(y_true, preds, metric, num_labels, resamples, rng) -> np.n
     return out
 
 
-def _estimate(per_seed: np.ndarray, replicates: np.ndarray, alpha: float) -> tuple[float, float, float]:
-    """(ci_low, ci_high, two-sided p of 0) for the seed-mean of a quantity given per seed with its replicates.
-
-    One seed: percentile interval of the paired test-set bootstrap, p from the same distribution. More: the
-    seed part of the variance, var(per_seed)/S, is known only to S-1 degrees of freedom; the test-set part is
-    the bootstrap variance of the seed mean; the seed-by-example interaction that both contain is measured from
-    the replicates and counted once. See _mixture_spread.
-    """
-    estimate = float(per_seed.mean())
-    if len(per_seed) == 1:
-        values = replicates[:, 0]
-        low, high = np.quantile(values, [alpha / 2, 1 - alpha / 2])
-        tail = min(np.count_nonzero(values <= 0), np.count_nonzero(values >= 0))
-        return float(low), float(high), min(1.0, 2 * (1 + int(tail)) / (1 + len(values)))
-    n_seeds = len(per_seed)
-    v_seed = float(np.var(per_seed, ddof=1)) / n_seeds
-    v_test = float(np.var(replicates.mean(axis=1), ddof=1))
-    v_per_seed = float(np.var(replicates, axis=0, ddof=1).mean())
-    overlap = max(0.0, (v_per_seed - v_test) / (n_seeds - 1))
-    spread, weights = _mixture_spread(v_seed, v_test, overlap, n_seeds)
-    half_width = _mixture_quantile(spread, weights, alpha)
-    return estimate - half_width, estimate + half_width, float(_mixture_p(estimate, spread, weights))
-
-
 @lru_cache(maxsize=64)
 def _chi2_nodes(df: int) -> tuple[np.ndarray, np.ndarray]:
     """Quadrature nodes and weights for an expectation over a chi-square(df) variable.
@@ -455,6 +569,12 @@ def _mixture_quantile(spread: np.ndarray, weights: np.ndarray, alpha: float) -> 
     def excess(c: float) -> float:
         return _two_sided_tail(c, spread, weights) - alpha
 
+    # the bracket holds exactly; in floating point a nearly constant spread (many seeds) can put both ends on one
+    # side by a rounding error (the weights sum to 1 - 1e-16), and then that end is the quantile to within it
+    if excess(low) <= 0:
+        return float(low)
+    if excess(high) >= 0:
+        return float(high)
     return float(optimize.brentq(excess, low, high, xtol=1e-12 * high, rtol=1e-7))
 
 

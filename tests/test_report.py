@@ -1,6 +1,6 @@
-"""The reports of a run folder: statistics in the tables, summary.json's fields, LaTeX, plots, a self-contained
-HTML page, the cross-dataset summary with n/a and incomplete means, and a terminal that keeps the ranked number
-whole."""
+"""The reports of a run folder: statistics and verdicts in the tables, summary.json's fields, LaTeX, plots, a
+self-contained HTML page, the cross-dataset summary with n/a and incomplete means, a terminal that keeps the ranked
+number whole, records the tables cannot use, and committed summaries whose verdicts agree with their intervals."""
 
 import io
 import json
@@ -8,14 +8,18 @@ import re
 
 import numpy as np
 import pytest
-from test_store_and_leaderboard import record
+from conftest import ROOT
+from test_store_and_leaderboard import record, v1
 
 from benchmark import report
+from benchmark.cli import main
+from benchmark.errors import UsageError
 from benchmark.leaderboard import Labels
+from benchmark.store import RECORDS, TEST_LABELS
 
 SUMMARY_FIELDS = {
-    "mean", "std", "n", "ci_low", "ci_high", "delta_to_best", "delta_ci_low", "delta_ci_high", "p_holm",
-    "tied_with_best",
+    "mean", "std", "n", "ci_low", "ci_high", "delta_to_best", "delta_ci_low", "delta_ci_high", "p_raw", "p_adjusted",
+    "verdict", "margin", "family_size", "seeds_to_settle", "n_paired", "interval",
 }  # fmt: skip
 
 
@@ -48,20 +52,26 @@ def analysis():
     return report.analyse(suite_records(labels), "accuracy", known, {"d3": ["8"]})
 
 
-def test_sections_carry_intervals_and_mark_what_is_distinguishable_from_the_best(analysis):
+def test_sections_carry_intervals_and_the_verdict_read_from_them(analysis):
     section = analysis.sections[0]
     assert [row.label for row in section.rows] == ["strong", "close", "weak"]
     strong, close, weak = section.rows
     assert strong.stats.ci_low < strong.stats.mean < strong.stats.ci_high <= 1
-    assert close.stats.tied_with_best and not weak.stats.tied_with_best
+    assert (strong.stats.verdict, close.stats.verdict, weak.stats.verdict) == ("best", "inconclusive", "worse")
     cells = report.cells(section, "accuracy")
-    assert [c["≈ best"] for c in cells] == ["best", "≈", ""]
-    assert re.fullmatch(r"-0\.\d{3} \[-0\.\d{3}, [-+]0\.\d{3}\]", cells[2]["Δ best"])
+    assert [c["verdict"] for c in cells] == ["best", f"inconclusive, ≈{close.stats.seeds_to_settle} seeds", "worse"]
+    assert re.fullmatch(r"-0\.\d{3} \[-0\.\d{3}, -0\.\d{3}\]", cells[2]["Δ best"])  # excludes 0: worse
+    assert cells[1]["Δ best"] == f"{close.stats.delta_to_best:+.3f} [{close.stats.delta_ci_low:+.3f}, " \
+        f"{close.stats.delta_ci_high:+.3f}]"  # fmt: skip
+    assert close.stats.family_size == 3 and close.stats.margin == 0.02
 
 
 def test_summary_json_has_every_field_scripts_read(analysis):
     data = json.loads(json.dumps(report.summary(analysis)))
     assert len(data["cells"]) == 2 * 3 and all(set(entry) >= SUMMARY_FIELDS for entry in data["cells"])
+    assert (data["alpha"], data["margin"], data["verdicts"]["block_alpha"], data["verdicts"]["design"]) == (
+        0.05, 0.02, 0.05, None
+    )  # fmt: skip
     (cross,) = data["across_datasets"]
     assert cross["unsupplied"] == ["d3"] and cross["test_note"].startswith("too few datasets for a test")
     assert cross["datasets"] == ["d1", "d2"]  # d3 cannot supply the budget: n/a for every method, not counted
@@ -70,19 +80,24 @@ def test_summary_json_has_every_field_scripts_read(analysis):
     assert cross["methods"]["strong"]["average_rank"] == 1.0
 
 
-def test_cross_dataset_table_says_n_a_and_incomplete(analysis):
-    """A dataset that cannot supply the budget is n/a for every method alike: shown, but the mean and "≈ best on"
-    count the datasets that can supply it (else every mean at that budget read "incomplete")."""
+def test_cross_dataset_table_marks_verdicts_and_counts_equivalents_not_ties(analysis):
+    """A dataset that cannot supply the budget is n/a for every method alike: shown, but the mean and the counts
+    count the datasets that can supply it (else every mean at that budget read "incomplete"). An inconclusive
+    method is not counted as 'equivalent to the best'."""
     names, rows = report.cross_cells(analysis.cross[0])
-    assert names == ["method", "d1", "d2", "d3", "mean", "avg rank", "≈ best on"]
+    assert names == ["method", "d1", "d2", "d3", "mean", "avg rank", "= best on", "▼ on"]
     assert rows[0]["d3"] == "n/a" and rows[0]["mean"] == f"{analysis.cross[0].summary.mean_over_datasets['strong']:.3f}"
-    assert [row["≈ best on"] for row in rows] == ["2 of 2", "2 of 2", "0 of 2"]
+    assert [row["d1"][-1] for row in rows] == ["*", "?", "▼"] and rows[0]["d1"].startswith("**0.")  # best: bold
+    assert [row["= best on"] for row in rows] == ["2 of 2", "0 of 2", "0 of 2"]
+    assert [row["▼ on"] for row in rows] == ["0 of 2", "0 of 2", "2 of 2"]
 
 
-def test_latex_uses_booktabs_bold_for_the_best_and_a_star_for_ties(analysis):
+def test_latex_uses_booktabs_bold_for_the_best_and_marks_each_verdict(analysis):
     tex = report.latex(analysis)
     assert tex.count(r"\toprule") == tex.count(r"\bottomrule") == 3  # two datasets and the cross table
-    assert r"\textbf{" in tex and re.search(r"close & 0\.\d{3}\$\\pm\$0\.\d{3} \(3\)\*", tex)
+    assert r"\textbf{" in tex and re.search(r"close & 0\.\d{3}\$\\pm\$0\.\d{3} \(3\)\?", tex)
+    assert re.search(r"weak & 0\.\d{3}\$\\pm\$0\.\d{3} \(3\)\$\\blacktriangledown\$", tex)
+    assert "amssymb" in tex and "**" not in tex and r"equivalent to it within $\pm$0.02" in tex
 
 
 def test_every_file_is_written_and_the_page_is_self_contained(analysis, tmp_path):
@@ -93,6 +108,10 @@ def test_every_file_is_written_and_the_page_is_self_contained(analysis, tmp_path
     assert "learning-curves.png" not in names  # one budget: no curve to draw
     page = (tmp_path / "report.html").read_text()
     assert "<svg" in page and "fewshot-bench --seeds 3" in page
+    assert "<b>0." in page and "**" not in page and "= equivalent to the best within ±0.02" in page
+    assert "intervals simultaneous over the 3 pairs of 3 methods" in page
+    markdown = (tmp_path / "leaderboard.md").read_text()
+    assert "= equivalent to the best within ±0.02" in markdown and "| **0." in markdown
     # nothing to fetch, nothing to run: the only references are the inline plots' own (#id)
     assert not re.search(r"""(src|href)\s*=\s*(?!["']?#)|url\((?!#)|@import|<script""", page, re.I)
 
@@ -226,3 +245,104 @@ def test_the_footnote_says_how_many_threads_the_timed_cells_ran_on():
     one[1].threads = 2  # the last cell of a grid, given the free core
     note = report.footnote(report.analyse(one, "macro_f1", {}))
     assert "mean per cell, on 1 to 2 threads (a cell nothing else could run beside got the free cores" in note
+
+
+def run_folder(path, records, labels: np.ndarray) -> str:
+    """A run folder on disk holding `records` (Records or dicts) and the test labels of fingerprint 'f'."""
+    path.mkdir()
+    lines = [r if isinstance(r, dict) else r.to_json() for r in records]
+    (path / RECORDS).write_text("".join(json.dumps(line) + "\n" for line in lines))
+    stored = {"f": {"dataset": "d", "label_names": ["no", "yes"], "labels": labels.tolist()}}
+    (path / TEST_LABELS).write_text(json.dumps(stored))
+    return str(path)
+
+
+def test_report_reads_a_folder_mixing_schema_versions_and_pairs_old_records_by_seed(tmp_path, capsys):
+    """Schema-1 records (no sample hash) are upgraded on reading and pair by seed with schema-2 ones, as they were
+    made: both methods get statistics and a verdict."""
+    labels = np.random.default_rng(5).integers(0, 2, 200)
+    old = [v1("old", s, 0.0, 8, predictions=predicted(labels, 0.6, s), n_test=200) for s in range(3)]
+    new = [record("new", s, 0.0, predictions=predicted(labels, 0.9, s + 7), n_test=200) for s in range(3)]
+    for r in old + new:
+        r.metrics = {"accuracy": float(np.mean(np.array(r.predictions) == labels)), "macro_f1": 0.5}
+    folder = run_folder(tmp_path / "mixed", old + new, labels)
+    assert main(["report", folder, "--metric", "accuracy"]) == 0
+    assert capsys.readouterr().err == ""
+    cells = {c["method"]: c for c in json.loads((tmp_path / "mixed" / "summary.json").read_text())["cells"]}
+    assert cells["new"]["verdict"] == "best" and cells["old"]["verdict"] == "worse"
+    assert cells["old"]["n_paired"] == 3
+
+
+def test_a_record_with_a_nan_score_or_unfit_predictions_is_a_failed_cell_with_a_note(tmp_path, capsys):
+    labels = np.random.default_rng(6).integers(0, 2, 100)
+    good = [record("a", s, 0.7, predictions=predicted(labels, 0.7, s), n_test=100) for s in range(3)]
+    nan = record("b", 0, 0.7, predictions=predicted(labels, 0.7, 9), n_test=100)
+    nan.metrics = {"accuracy": float("nan"), "macro_f1": 0.7}
+    short = record("b", 1, 0.7, predictions=predicted(labels, 0.7, 10)[:50], n_test=100)
+    alien = record("b", 2, 0.7, predictions=[5] * 100, n_test=100)
+    folder = run_folder(tmp_path / "bad", [*good, nan, short, alien], labels)
+    assert main(["report", folder]) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "d b 8 per class seed 0: its accuracy is nan, not a score; counted as a failed cell" in err
+    assert "seed 1: it holds 50 predictions for 100 test examples" in err
+    assert "seed 2: its predictions are not all label ids in [0, 2)" in err
+    board = (tmp_path / "bad" / "leaderboard.md").read_text()
+    assert "nan" not in board.lower() and "| — | b | failed |" in board and "0 ok, 3 failed" in board
+
+
+@pytest.mark.parametrize("value", ["0", "-0.1", "nan", "1.5", "x"])
+def test_report_refuses_an_odd_margin_in_one_line_and_writes_nothing(tmp_path, capsys, value):
+    labels = np.random.default_rng(7).integers(0, 2, 50)
+    folder = run_folder(tmp_path / "run", [record("a", 0, 0.5, predictions=predicted(labels, 0.5, 0), n_test=50)],
+                        labels)  # fmt: skip
+    assert main(["report", folder, f"--margin={value}"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--margin: '{value}' is not a number between 0 and 1" in err
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_the_margin_given_to_report_is_the_one_every_table_states(tmp_path, capsys):
+    labels = np.random.default_rng(8).integers(0, 2, 300)
+    records = [record(m, s, 0.0, predictions=predicted(labels, 0.8, s + 20 * i), n_test=300)
+               for i, m in enumerate("ab") for s in range(3)]  # fmt: skip
+    folder = run_folder(tmp_path / "run", records, labels)
+    assert main(["report", folder, "--margin", "0.05"]) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["margin"] == 0.05 and {c["margin"] for c in summary["cells"]} == {0.05}
+    assert "within ±0.05" in (tmp_path / "run" / "leaderboard.md").read_text()
+    assert "within ±0.05" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("summary_file", sorted((ROOT / "results").glob("*/summary.json")), ids=lambda p: p.parent.name)
+def test_no_committed_verdict_contradicts_the_interval_beside_it(summary_file):
+    """The committed suites' summary.json as `report` wrote it: every verdict is the one its interval gives."""
+    cells = json.loads(summary_file.read_text())["cells"]
+    assert cells and all(c["verdict"] is not None for c in cells)
+    for c in cells:
+        low, high, margin = c["delta_ci_low"], c["delta_ci_high"], c["margin"]
+        if c["verdict"] == "best":
+            assert c["delta_to_best"] == 0
+        elif c["verdict"] == "worse":
+            assert high < 0
+        elif c["verdict"] == "equivalent":
+            assert -margin < low <= 0 <= high < margin
+        else:
+            assert c["verdict"] == "inconclusive" and (low is None or (low <= 0 <= high and max(-low, high) >= margin))
+
+
+def test_the_margin_is_a_config_key_and_report_reads_the_runs_own_from_run_json(tmp_path):
+    from benchmark import config
+
+    path = tmp_path / "run.toml"
+    path.write_text("margin = 0.05\n")
+    assert config.read_file(path) == {"margin": 0.05}
+    path.write_text("margin = 'wide'\n")
+    with pytest.raises(UsageError, match="margin: 'wide' is not a number between 0 and 1"):
+        config.read_file(path)
+    labels = np.random.default_rng(9).integers(0, 2, 100)
+    records = [record("a", s, 0.5, predictions=predicted(labels, 0.7, s), n_test=100) for s in range(2)]
+    folder = tmp_path / "run"
+    run_folder(folder, records, labels)
+    (folder / "run.json").write_text(json.dumps({"config": {"margin": 0.05}, "invocations": [{}]}))
+    assert report.of_folder(folder, records, "macro_f1").margin == 0.05
+    assert report.of_folder(folder, records, "macro_f1", margin=0.01).margin == 0.01  # report --margin wins

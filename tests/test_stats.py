@@ -1,5 +1,6 @@
-"""benchmark.stats: calibration on simulated experiments, agreement with scipy, sklearn, statsmodels and
-scikit-posthocs, pairing over shared seeds, and the cross-dataset summary. Every random draw is seeded."""
+"""benchmark.stats: calibration on simulated experiments, agreement with scipy, sklearn and
+scikit-posthocs, pairing over shared seeds, verdicts that agree with their intervals, and the cross-dataset
+summary. Every random draw is seeded. tests/test_calibration.py has the verdicts' family-wise calibration."""
 
 from __future__ import annotations
 
@@ -12,19 +13,22 @@ import pytest
 import scikit_posthocs
 from scipy import special, stats
 from sklearn.metrics import f1_score
-from statsmodels.stats.multitest import multipletests
 
 from benchmark.stats import (
+    INTERVAL_NONE,
     INTERVAL_SEEDS_AND_TEST,
     INTERVAL_TEST_ONLY,
+    Difference,
     MethodStats,
     _metric_from_weights,
     _mixture_p,
     _mixture_spread,
+    _Scores,
     compare_methods,
     draw_rank_diagram,
     summarize_across_datasets,
 )
+from benchmark.verdicts import BEST, DIFFERS, EQUIVALENT, INCONCLUSIVE, WORSE, verdict
 
 ALPHA = 0.05
 NULL_EXPERIMENTS = 800
@@ -68,7 +72,7 @@ def null_rates(n_seeds: int, noise: str = "mixed") -> dict[str, float]:
         y, predictions = simulate_experiment(rng, n_seeds, seed_sd=seed_sd, item_sd=item_sd)
         seed = int(rng.integers(2**31))
         result = compare_methods(y, predictions, "accuracy", 2, alpha=ALPHA, resamples=200, seed=seed)
-        marks["ours"] += not result[1].tied_with_best
+        marks["ours"] += result[1].verdict == WORSE
         right = {m: np.array([p == y for p in by_seed.values()], dtype=float) for m, by_seed in predictions.items()}
         per_seed = right["a"].mean(axis=1) - right["b"].mean(axis=1)
         t = per_seed.mean() / (per_seed.std(ddof=1) / np.sqrt(n_seeds))
@@ -100,7 +104,7 @@ def test_a_real_difference_is_found_and_more_often_with_more_seeds():
         for _ in range(POWER_EXPERIMENTS):
             y, predictions = simulate_experiment(rng, n_seeds, gap=0.35)
             best, other = compare_methods(y, predictions, "accuracy", 2, resamples=200, seed=int(rng.integers(2**31)))
-            found += best.method == "b" and not other.tied_with_best
+            found += best.method == "b" and other.verdict == WORSE
         power[n_seeds] = found / POWER_EXPERIMENTS
     assert power[3] + 0.15 < power[5] < power[10] - 0.15
     assert power[10] >= 0.75
@@ -126,10 +130,12 @@ def test_with_one_seed_the_interval_is_the_paired_bootstrap_over_test_examples()
     # tolerance: two steps of the metric's 1/1000 grid plus Monte-Carlo error (~0.0002 here)
     assert other.delta_ci_low == pytest.approx(reference.low, abs=0.0025)
     assert other.delta_ci_high == pytest.approx(reference.high, abs=0.0025)
-    assert (other.delta_ci_high < 0) == (other.p_holm < ALPHA)  # interval and test agree
+    assert (other.delta_ci_high < 0) == (other.p_adjusted < ALPHA) == (other.verdict == WORSE)  # they agree
 
 
-def test_holm_adjusts_the_comparisons_with_the_best():
+def test_the_intervals_are_simultaneous_over_every_pair_of_the_blocks_methods():
+    """Four methods: 6 pairs. Each delta interval is the pivot's interval at alpha / 6, on the same bootstrap draws
+    compare_methods made; the adjusted p-value is Bonferroni's and falls below alpha exactly when it excludes 0."""
     rng = np.random.default_rng(6)
     y = rng.integers(0, 2, 300)
     predictions = {
@@ -137,12 +143,87 @@ def test_holm_adjusts_the_comparisons_with_the_best():
         for name, accuracy in (("a", 0.80), ("b", 0.78), ("c", 0.76), ("d", 0.70))
     }
     best, *others = compare_methods(y, predictions, "accuracy", 2, resamples=2000, seed=7)
-    raw = [o.p_raw for o in others]
-    expected = multipletests(raw, method="holm")[1]
-    assert [o.p_holm for o in others] == pytest.approx(list(expected))
-    assert all(o.p_holm >= o.p_raw for o in others) and any(o.p_holm > o.p_raw for o in others)
-    assert [o.tied_with_best for o in others] == [p >= ALPHA for p in expected]
-    assert (best.p_raw, best.p_holm, best.tied_with_best) == (None, None, True)
+    scores = _Scores.of(y, predictions, "accuracy", 2, 2000, np.random.default_rng(7))
+    for other in others:
+        difference = scores.difference(other.method, best.method, list(range(5)))
+        assert (other.delta_ci_low, other.delta_ci_high) == pytest.approx(difference.interval(ALPHA / 6))
+        assert other.family_size == 6 and other.p_adjusted == pytest.approx(min(1, 6 * other.p_raw))
+        excludes_zero = other.delta_ci_high < 0
+        assert excludes_zero == (other.p_adjusted < ALPHA) == (other.verdict == WORSE)
+    assert {o.verdict for o in others} == {WORSE, INCONCLUSIVE}  # the test sees both kinds
+    assert (best.p_raw, best.p_adjusted, best.verdict, best.family_size) == (None, None, BEST, 6)
+
+
+def test_verdicts_never_contradict_the_interval_beside_them():
+    """Over many random blocks: worse only when the interval lies below 0, equivalent only when it holds 0 and lies
+    inside the margin, inconclusive otherwise; and the interval of a verdict is simultaneous (never narrower than
+    the per-comparison one)."""
+    rng = np.random.default_rng(13)
+    seen = set()
+    for trial in range(40):
+        n_test, n_seeds, margin = int(rng.integers(50, 2000)), int(rng.integers(1, 6)), float(rng.uniform(0.01, 0.1))
+        y = rng.integers(0, 3, n_test)
+        base = rng.uniform(0.5, 0.9)
+        predictions = {
+            f"m{i}": {s: np.where(rng.random(n_test) < base - 0.02 * i, y, rng.integers(0, 3, n_test))
+                      for s in range(n_seeds)}
+            for i in range(int(rng.integers(2, 5)))
+        }  # fmt: skip
+        for row in compare_methods(y, predictions, "macro_f1", 3, margin=margin, resamples=300, seed=trial)[1:]:
+            low, high = row.delta_ci_low, row.delta_ci_high
+            seen.add(row.verdict)
+            if row.verdict == WORSE:
+                assert high < 0
+            elif row.verdict == EQUIVALENT:
+                assert -margin < low <= 0 <= high < margin
+            else:
+                assert row.verdict == INCONCLUSIVE and low <= 0 <= high and (low <= -margin or high >= margin)
+    assert seen == {WORSE, EQUIVALENT, INCONCLUSIVE}
+
+
+def test_an_interval_that_excludes_zero_is_a_difference_even_inside_the_margin():
+    """A small, real gap (b wrong on 0.5% more of 20,000 examples, on every seed) is worse, not equivalent."""
+    rng = np.random.default_rng(14)
+    y = rng.integers(0, 2, 20_000)
+    a = np.where(rng.random(20_000) < 0.8, y, 1 - y)
+    b = a.copy()
+    b[np.flatnonzero(a == y)[:100]] ^= 1  # 100 of a's right answers made wrong
+    best, other = compare_methods(y, {"a": {s: a for s in range(3)}, "b": {s: b for s in range(3)}}, "accuracy", 2,
+                                  margin=0.02, resamples=2000)  # fmt: skip
+    assert other.delta_to_best == pytest.approx(-0.005)
+    assert -0.02 < other.delta_ci_low < other.delta_ci_high < 0 and other.verdict == WORSE
+
+
+@pytest.mark.parametrize(
+    "low, high, expected",
+    [(-0.005, 0.004, EQUIVALENT), (-0.012, 0.004, INCONCLUSIVE), (-0.004, -0.001, DIFFERS), (0.001, 0.2, DIFFERS),
+     (0.0, 0.0, EQUIVALENT), (-0.01, 0.0, INCONCLUSIVE), (float("nan"), float("nan"), INCONCLUSIVE)],
+)  # fmt: skip
+def test_the_verdict_of_an_interval(low, high, expected):
+    assert verdict(low, high, margin=0.01) == expected
+
+
+def test_seeds_to_settle_is_the_fewest_whose_predicted_interval_is_narrow_enough():
+    """An inconclusive comparison with seed noise: the count is where the predicted half-width first drops under
+    what settling needs; with the test set's own noise above that, no number of seeds does and it says so."""
+    seed_noise = Difference(estimate=-0.01, n_seeds=3, v_seed=0.02**2 / 3, v_test=0.003**2, overlap=0.0,
+                            replicates=None)  # fmt: skip
+    needed = max(0.02 - 0.01, 0.01)
+    count = seed_noise.seeds_to_settle(0.05, margin=0.02)
+    assert count is not None and seed_noise.half_width(0.05) >= needed
+    assert seed_noise.half_width(0.05, count) < needed <= seed_noise.half_width(0.05, count - 1)
+    test_noise = Difference(estimate=-0.01, n_seeds=3, v_seed=0.0, v_test=0.02**2, overlap=0.0, replicates=None)
+    assert test_noise.seeds_to_settle(0.05, margin=0.02) is None  # +-0.039 from the test set alone
+    one_seed = Difference(-0.01, 1, 0.0, 0.01**2, 0.0, np.random.default_rng(0).normal(-0.01, 0.01, 1000))
+    assert one_seed.seeds_to_settle(0.05, margin=0.02) is None  # no seed spread to extrapolate from
+
+
+def test_a_method_without_a_seed_in_common_with_the_best_is_inconclusive_with_the_reason():
+    y = np.tile([0, 1], 50)
+    predictions = {"a": predictions_with_accuracies(y, {0: 0.9, 1: 0.9}), "b": predictions_with_accuracies(y, {2: 0.6})}
+    best, other = compare_methods(y, predictions, "accuracy", 2, resamples=200)
+    assert other.verdict == INCONCLUSIVE and other.interval == INTERVAL_NONE and other.n_paired == 0
+    assert np.isnan(other.delta_ci_low) and other.p_raw is None
 
 
 @pytest.mark.parametrize("n_methods,n_seeds", [(2, 1), (2, 3), (3, 3)])
@@ -178,7 +259,7 @@ def test_means_std_n_and_pairing_over_the_seeds_both_methods_finished():
     }
     a, b, c = compare_methods(y, predictions, "accuracy", 2, resamples=500)
     assert (a.method, a.mean, a.std, a.n) == ("a", pytest.approx(0.7), pytest.approx(0.2), 3)
-    assert (a.delta_to_best, a.delta_ci_low, a.delta_ci_high, a.tied_with_best) == (0, 0, 0, True)
+    assert (a.delta_to_best, a.delta_ci_low, a.delta_ci_high, a.verdict) == (0, 0, 0, BEST)
     assert (b.method, b.mean, b.n) == ("b", pytest.approx(0.65), 2)
     assert b.std == pytest.approx(np.std([0.8, 0.5], ddof=1))
     assert b.delta_to_best == pytest.approx(-0.15)  # seeds 0 and 2 only; unpaired means would give -0.05
@@ -248,7 +329,7 @@ def test_bad_inputs_are_refused():
         compare_methods(y, {"a": {0: y + 1}}, "accuracy", 3)
 
 
-def row(method: str, mean: float, tied: bool = False) -> MethodStats:
+def row(method: str, mean: float, said: str = INCONCLUSIVE) -> MethodStats:
     return MethodStats(
         method=method,
         mean=mean,
@@ -260,8 +341,11 @@ def row(method: str, mean: float, tied: bool = False) -> MethodStats:
         delta_ci_low=0.0,
         delta_ci_high=0.0,
         p_raw=None,
-        p_holm=None,
-        tied_with_best=tied,
+        p_adjusted=None,
+        verdict=said,
+        margin=0.02,
+        family_size=3,
+        seeds_to_settle=None,
         n_paired=3,
         interval=INTERVAL_SEEDS_AND_TEST,
         resamples=100,
@@ -269,12 +353,12 @@ def row(method: str, mean: float, tied: bool = False) -> MethodStats:
     )
 
 
-def test_summary_means_ranks_ties_and_incomplete_datasets():
+def test_summary_means_ranks_verdict_counts_and_incomplete_datasets():
     summary = summarize_across_datasets(
         {
-            "d1": [row("a", 0.9, tied=True), row("b", 0.8), row("c", 0.7)],
-            "d2": [row("b", 0.8, tied=True), row("a", 0.8, tied=True), row("c", 0.6)],  # a and b share rank 1.5
-            "d3": [row("a", 0.5, tied=True), row("b", 0.4, tied=True)],  # c failed here: not ranked
+            "d1": [row("a", 0.9, BEST), row("b", 0.8), row("c", 0.7, WORSE)],
+            "d2": [row("b", 0.8, BEST), row("a", 0.8, EQUIVALENT), row("c", 0.6, WORSE)],  # a, b share rank 1.5
+            "d3": [row("a", 0.5, BEST), row("b", 0.4, EQUIVALENT)],  # c failed here: not ranked
         }
     )
     assert summary.methods == ("a", "b", "c") and summary.rank_datasets == ("d1", "d2")
@@ -283,12 +367,13 @@ def test_summary_means_ranks_ties_and_incomplete_datasets():
     assert summary.per_dataset_means["d3"] == {"a": 0.5, "b": 0.4, "c": None}
     assert summary.average_rank == {"a": pytest.approx(1.25), "b": pytest.approx(1.75), "c": pytest.approx(3.0)}
     assert summary.n_datasets == {"a": 3, "b": 3, "c": 2}
-    assert summary.n_tied_with_best == {"a": 3, "b": 2, "c": 0}
+    assert summary.n_best_or_equivalent == {"a": 3, "b": 2, "c": 0}  # b is inconclusive on d1: not counted
+    assert summary.n_worse == {"a": 0, "b": 0, "c": 2}
 
 
 def test_summary_when_no_dataset_has_every_method():
     """Each method ran on a different dataset (a variant run on one dataset only): means per dataset, no ranks."""
-    summary = summarize_across_datasets({"d1": [row("a", 0.9, tied=True)], "d2": [row("b", 0.7, tied=True)]})
+    summary = summarize_across_datasets({"d1": [row("a", 0.9, BEST)], "d2": [row("b", 0.7, BEST)]})
     assert summary.rank_datasets == () and summary.average_rank == {"a": None, "b": None}
     assert summary.mean_over_datasets == {"a": None, "b": None}
     assert "too few datasets" in summary.test_note
