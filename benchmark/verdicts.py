@@ -33,23 +33,21 @@ MARKS = {BEST: "best", EQUIVALENT: "=", WORSE: "▼", DIFFERS: "≠", INCONCLUSI
 
 def check_margin(margin, where: str = "margin") -> float:
     """The margin as a float; ValueError unless it is a number in (0, 1)."""
-    try:
-        value = float(margin) if not isinstance(margin, bool) else math.nan
-    except (TypeError, ValueError):
-        value = math.nan
-    if not (math.isfinite(value) and 0 < value < 1):
-        raise ValueError(f"{where}: {margin!r} is not a number between 0 and 1 (exclusive)")
-    return value
+    return _strictly_between_0_and_1(margin, where)
 
 
 def check_alpha(alpha, where: str = "alpha") -> float:
     """The level as a float; ValueError unless it is a number in (0, 1)."""
+    return _strictly_between_0_and_1(alpha, where)
+
+
+def _strictly_between_0_and_1(given, where: str) -> float:
     try:
-        value = float(alpha) if not isinstance(alpha, bool) else math.nan
+        value = float(given) if not isinstance(given, bool) else math.nan
     except (TypeError, ValueError):
         value = math.nan
     if not (math.isfinite(value) and 0 < value < 1):
-        raise ValueError(f"{where}: {alpha!r} is not a number between 0 and 1 (exclusive)")
+        raise ValueError(f"{where}: {given!r} is not a number between 0 and 1 (exclusive)")
     return value
 
 
