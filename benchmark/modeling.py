@@ -376,13 +376,18 @@ class Placement:
     device: str = "cpu"
     precision: str = "fp32"
 
-    def autocast(self):
+    def autocast(self, weights_fixed: bool = True):
+        """bf16 autocast, or nothing in fp32. Autocast keeps the bf16 copy of each weight it casts until its
+        outermost context ends: right for a forward pass or a prediction, wrong for a context that spans optimizer
+        steps, whose later forwards would see the first step's weights. Such a context passes
+        `weights_fixed=False`: weights are cast again at every use."""
         import contextlib
 
         import torch
 
         if self.precision == "bf16":
-            return torch.autocast(device_type=torch.device(self.device).type, dtype=torch.bfloat16)
+            device_type = torch.device(self.device).type
+            return torch.autocast(device_type=device_type, dtype=torch.bfloat16, cache_enabled=weights_fixed)
         return contextlib.nullcontext()
 
 
