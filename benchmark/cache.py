@@ -108,6 +108,8 @@ def _verified(folder: Path, load: Callable[[Path], T]) -> tuple[T, Cost] | str:
     try:
         facts = json.loads((folder / COST).read_text())
         expected, cost = facts["sha256"], Cost(float(facts["build_seconds"]), float(facts.get("build_flops", 0.0)))
+        if not isinstance(expected, dict):
+            raise TypeError("sha256 is not a table of files")
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return f"{COST} unreadable or without checksums: {type(exc).__name__}"
     found = _checksums(folder)
