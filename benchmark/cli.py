@@ -326,6 +326,11 @@ def run_grid(config, blocks=None, write_report: bool = True, already: frozenset[
             console.note(note)
         finished = {key for key, record in existing.latest_by_cell().items() if record.ok}
         todo = [c for c in plan.cells if c.key not in already and (config.force or c.key not in finished)]
+        sized = plan.sized_for(len(todo))  # fewer cells than workers: fewer workers, each with more threads
+        if sized is not plan:
+            plan, todo = sized, [c for c in sized.cells if c.key in {cell.key for cell in todo}]
+            info = provenance.run_info(plan, out, config.summary())
+            folder.write_run_info(info, amend=True)
         console.announce_plan(plan, out, len(plan.cells) - len(todo), config)
         started = time.perf_counter()
         stop_reason, one_offs = console.run_grid(plan, todo, folder, config)

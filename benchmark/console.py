@@ -75,9 +75,19 @@ def announce_plan(plan, out: Path, skipped: int, config) -> None:
             f" and {config.gpus_per_cell:g} GPU each" if config.gpus_per_cell else " each"
         )
     stdout().print(
-        f"{data} · {settings.model.name} · {settings.device} {settings.precision} · {where} · "
+        f"{data} · {settings.model.name} · {settings.device} {precision_label(plan)} · {where} · "
         f"{len(plan.cells)} cells" + (f", {skipped} already finished in {out}" if skipped else "")
     )
+
+
+def precision_label(plan) -> str:
+    """'fp32', or under `--precision auto` on a CPU with native bf16 which methods run in which precision."""
+    by_precision: dict[str, list[str]] = {}
+    for name in plan.specs:
+        by_precision.setdefault(plan.settings_of(name).precision, []).append(name)
+    if len(by_precision) == 1:
+        return next(iter(by_precision))
+    return " / ".join(f"{precision} ({', '.join(names)})" for precision, names in sorted(by_precision.items()))
 
 
 class _CannotWrite(Exception):

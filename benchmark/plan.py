@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -93,19 +93,38 @@ class Plan:
     settings: Settings
     jobs: int = 1  # tasks at once
     unsupplied: dict[str, list[Budget]] = field(default_factory=dict)  # dataset -> budgets it cannot supply
+    precisions: dict[str, str] = field(default_factory=dict)  # method -> its precision where not the run's
     cells: list[Cell] = field(init=False)
 
     def __post_init__(self) -> None:
         # budget-major, then seed, then dataset, then method: an interrupted grid has comparable rows for every
         # method and dataset at the small budgets and first seeds
+        settings = {name: self.settings_of(name) for name in self.specs}
         self.cells = [
-            Cell(source, task.name, task.fingerprint, spec, self.params[name], budget, seed, self.settings)
+            Cell(source, task.name, task.fingerprint, spec, self.params[name], budget, seed, settings[name])
             for budget in self.budgets
             for seed in self.seeds
             for source, task in self.tasks.items()
             if budget not in self.unsupplied.get(task.name, [])
             for name, spec in self.specs.items()
         ]
+
+    def settings_of(self, method: str) -> Settings:
+        """The settings a method's cells run with: the run's, in the method's own precision under `auto`."""
+        precision = self.precisions.get(method, self.settings.precision)
+        return self.settings if precision == self.settings.precision else replace(self.settings, precision=precision)
+
+    def sized_for(self, pending: int) -> Plan:
+        """This plan with no more jobs than `pending` cells can keep busy, and the threads of the idle ones given
+        to those that run: a lone cell gets every thread (one-off work never runs beside its own method's cells,
+        so `pending` cells never need more jobs than that)."""
+        jobs = max(1, min(self.jobs, pending))
+        if jobs == self.jobs:
+            return self
+        threads = self.settings.threads * self.jobs // jobs
+        sized = replace(self, settings=replace(self.settings, threads=threads), jobs=jobs)
+        sized.cells = [cell for cell in sized.cells if cell.key in {c.key for c in self.cells}]
+        return sized
 
 
 def build_plan(config: RunConfig) -> tuple[Plan, Path]:
@@ -156,6 +175,9 @@ def build_plan(config: RunConfig) -> tuple[Plan, Path]:
         resources = runtime.resolve(config.device, config.precision, config.threads, config.jobs, config.cache_dir)
     cache_dir = config.cache_dir.absolute() if config.cache_dir else None  # every worker reads the same folder
     run_settings = Settings(model, resources.device, resources.precision, resources.threads, cache_dir)
+    precisions = {}
+    if config.precision == "auto" and config.executor != "ray" and resources.device == "cpu":
+        precisions = runtime.cpu_auto_precisions(specs, params)
     plan = Plan(
         tasks,
         {spec.name: spec for spec in specs},
@@ -165,6 +187,7 @@ def build_plan(config: RunConfig) -> tuple[Plan, Path]:
         run_settings,
         resources.jobs,
         {name: budgets for name, budgets in unsupplied.items() if budgets},
+        precisions,
     )
     return plan, out
 

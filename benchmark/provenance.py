@@ -60,6 +60,7 @@ def run_info(plan: Plan, out: Path, config: dict[str, Any]) -> dict[str, Any]:
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "device": settings.device,
         "precision": settings.precision,
+        "method_precisions": {name: plan.settings_of(name).precision for name in plan.specs},
         "torch_threads": settings.threads,
         "jobs": plan.jobs,
         "config": config,

@@ -69,6 +69,12 @@ class MethodSpec:
     module: str = ""
     unavailable: str | None = None  # why the module could not be imported
     numbered: str | None = None  # int field set by the name suffix: NAME-<int>
+    bf16_evidence: int | None = None  # the revision whose bf16 cells committed evidence showed equivalent to fp32
+
+    @property
+    def bf16_shown_equivalent(self) -> bool:
+        """Whether `--precision auto` may run this method in bf16 on a CPU: evidence for this very revision."""
+        return self.bf16_evidence is not None and self.bf16_evidence == self.revision
 
     @property
     def summary(self) -> str:
@@ -104,6 +110,7 @@ def register(
     uses_unlabelled: bool = False,
     requires: Iterable[str] = (),
     numbered: str | None = None,
+    bf16_evidence: int | None = None,
     **preset: Any,
 ) -> Callable[[type], type]:
     """Class decorator: register a hyperparameter dataclass as method `name`.
@@ -111,6 +118,9 @@ def register(
     Stack it to register presets of one class, e.g. ``@register("freeze-head", frozen_blocks="all")``.
     `numbered` names an int field that ``NAME-<int>`` sets, so ``freeze-3`` means ``freeze`` with that field 3.
     `requires` names optional packages the method imports at fit time; missing ones are reported at start-up.
+    `bf16_evidence` is the revision of the method whose bf16 cells a committed run showed *equivalent* to its fp32
+    cells (`compare`, docs/speed.md): only then does `--precision auto` pick bf16 for it on a CPU with native
+    bf16; a later revision runs in fp32 under `auto` until its own evidence is committed.
     """
 
     def decorate(cls: type) -> type:
@@ -125,7 +135,14 @@ def register(
                 f"method name '{name}' is registered twice ({_methods[name].module} and {cls.__module__})"
             )
         _methods[name] = MethodSpec(
-            name, cls, dict(preset), uses_unlabelled, tuple(requires), cls.__module__, numbered=numbered
+            name,
+            cls,
+            dict(preset),
+            uses_unlabelled,
+            tuple(requires),
+            cls.__module__,
+            numbered=numbered,
+            bf16_evidence=bf16_evidence,
         )
         return cls
 

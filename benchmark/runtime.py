@@ -12,9 +12,6 @@ from benchmark.errors import UsageError
 
 GIB_PER_JOB = 4  # memory per worker: model, optimizer state, cached features; setfit at `all` peaks near 3 GB
 GPU_GIB_PER_JOB = 3  # device memory per cell of a small encoder (MiniLM: well under 1 GB; headroom for larger)
-# `--precision auto` on a CPU with native bf16 picks bf16 only once the embedded suite has shown bf16 and fp32
-# agree within the statistics' intervals; that evidence run needs such a CPU (docs/speed.md), so fp32 stays.
-AUTO_BF16_ON_CPU = False
 NATIVE_BF16 = ("amx_bf16", "avx512_bf16", "bf16", "sve_bf16")  # torch.cpu.get_capabilities() keys
 
 
@@ -94,17 +91,28 @@ def resolve_device(requested: str) -> str:
 
 
 def resolve_precision(requested: str, device: str) -> str:
-    """bf16 autocast by default only where it is known to be fast and shown to agree with fp32: CUDA with bf16;
-    a CPU that does bf16 natively and measurably faster, once AUTO_BF16_ON_CPU is set; fp32 elsewhere."""
+    """The run's precision: bf16 autocast by default on CUDA with bf16, fp32 elsewhere. On a CPU `auto` then
+    picks per method (`cpu_auto_precisions`)."""
     if requested != "auto":
         return requested
     import torch
 
     if device.startswith("cuda"):
         return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device == "cpu" and AUTO_BF16_ON_CPU and cpu_has_native_bf16() and bf16_is_faster():
-        return "bf16"
     return "fp32"
+
+
+def cpu_auto_precisions(specs, params: dict[str, dict]) -> dict[str, str]:
+    """`--precision auto` on a CPU, per method: bf16 where the CPU does bf16 natively and measurably faster and
+    the method declares committed evidence that its bf16 cells are equivalent to fp32 for its current revision
+    (`register(..., bf16_evidence=REVISION)`, docs/speed.md) at the hyperparameters the evidence ran (its
+    defaults); fp32 for every other method. Empty (the run's fp32 for all) where the CPU gains nothing."""
+    if not any(spec.bf16_shown_equivalent for spec in specs) or not (cpu_has_native_bf16() and bf16_is_faster()):
+        return {}
+    return {
+        spec.name: "bf16" if spec.bf16_shown_equivalent and params[spec.name] == spec.defaults() else "fp32"
+        for spec in specs
+    }
 
 
 def cpu_has_native_bf16() -> bool:

@@ -419,6 +419,42 @@ def test_jobs_2_does_each_one_off_work_once_and_charges_it_once(args, tmp_path, 
     assert comparable(records_of(tmp_path / "serial")) == comparable(records)
 
 
+def test_auto_on_a_native_bf16_cpu_runs_each_method_in_the_precision_its_evidence_allows(
+    args, tmp_path, monkeypatch, capsys
+):
+    import torch
+
+    from benchmark import registry, runtime
+
+    @dataclass
+    class Shown(Majority):
+        """A method with committed bf16 evidence for its revision."""
+
+    registry.register("shown", bf16_evidence=1)(Shown)
+    try:
+        monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
+        monkeypatch.setattr(runtime, "bf16_is_faster", lambda: True)
+        assert main(args + ["--methods", "shown,full", "--seeds", "1", "--precision", "auto", "--device", "cpu"]) == 0
+    finally:
+        registry.unregister("shown")
+    assert "cpu bf16 (shown) / fp32 (full)" in capsys.readouterr().out
+    precisions = {(r["method"], r["precision"]) for r in records_of(tmp_path / "run")}
+    assert precisions == {("shown", "bf16"), ("full", "fp32")}
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert info["method_precisions"] == {"shown": "bf16", "full": "fp32"}
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores to have a spare one")
+def test_fewer_cells_than_workers_give_the_spare_threads_to_the_cells_that_run(args, tmp_path, capsys):
+    lone = [a if a != "4,8" else "4" for a in args]  # one cell
+    assert main(lone + ["--methods", "full", "--seeds", "1", "--jobs", "2", "--threads", "2"]) == 0
+    assert "1 job(s) × 2 threads · 1 cells" in capsys.readouterr().out
+    (record,) = records_of(tmp_path / "run")
+    assert record["threads"] == 2  # not one of two cores, beside an idle worker
+    info = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert (info["jobs"], info["torch_threads"], len(info["invocations"])) == (1, 2, 1)
+
+
 def test_a_worker_that_dies_fails_its_cell_and_the_other_cells_run_again(args, tmp_path, throwaway):
     throwaway("killer", KillsItsWorkerOnSeedOne)
     throwaway("majority", Majority)

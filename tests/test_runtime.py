@@ -1,6 +1,7 @@
 """Runtime policy: how many jobs, how many threads, which precision, decided from the machine (mocked where this
 machine lacks the hardware)."""
 
+import dataclasses
 import json
 
 import pytest
@@ -91,26 +92,41 @@ def capabilities(monkeypatch, **flags):
 
 
 @pytest.mark.parametrize(
-    ("validated", "flags", "faster", "expected"),
+    ("flags", "faster", "expected"),
     [
-        (False, {"amx_bf16": True}, True, "fp32"),  # not yet shown to agree with fp32: auto stays fp32
-        (True, {"amx_bf16": True}, True, "bf16"),
-        (True, {"avx512_bf16": True}, True, "bf16"),
-        (True, {"avx512_bf16": True}, False, "fp32"),  # native, but not faster here
-        (True, {"avx2": True}, True, "fp32"),  # no native bf16: emulated bf16 runs at a fraction of fp32
-        (True, {"architecture": "aarch64", "bf16": True}, True, "bf16"),  # Arm with BF16
-        (True, {"architecture": "aarch64", "sve_bf16": True}, False, "fp32"),
-        (True, {"architecture": "aarch64"}, True, "fp32"),
-        (True, {}, True, "fp32"),  # a torch that reports nothing
+        ({"amx_bf16": True}, True, "bf16"),
+        ({"avx512_bf16": True}, True, "bf16"),
+        ({"avx512_bf16": True}, False, None),  # native, but not faster here
+        ({"avx2": True}, True, None),  # no native bf16: emulated bf16 runs at a fraction of fp32
+        ({"architecture": "aarch64", "bf16": True}, True, "bf16"),  # Arm with BF16
+        ({"architecture": "aarch64", "sve_bf16": True}, False, None),
+        ({"architecture": "aarch64"}, True, None),
+        ({}, True, None),  # a torch that reports nothing
     ],
 )
-def test_auto_precision_on_cpu_picks_bf16_only_where_native_faster_and_validated(
-    monkeypatch, validated, flags, faster, expected
-):
+def test_auto_on_cpu_picks_bf16_per_method_only_where_native_faster_and_shown(monkeypatch, flags, faster, expected):
+    from benchmark.registry import MethodSpec
+
+    @dataclasses.dataclass
+    class Hyper:
+        lr: float = 1e-3
+        revision = 2
+
+    shown = MethodSpec("shown", Hyper, bf16_evidence=2)  # evidence for its current revision
+    stale = MethodSpec("stale", Hyper, bf16_evidence=1)  # evidence for an older revision
+    unshown = MethodSpec("unshown", Hyper)
     capabilities(monkeypatch, **flags)
-    monkeypatch.setattr(runtime, "AUTO_BF16_ON_CPU", validated)
     monkeypatch.setattr(runtime, "bf16_is_faster", lambda: faster)
-    assert runtime.resolve_precision("auto", "cpu") == expected
+    defaults = {spec.name: {"lr": 1e-3} for spec in (shown, stale, unshown)}
+    picked = runtime.cpu_auto_precisions([shown, stale, unshown], defaults)
+    if expected is None:
+        assert picked == {}  # the run's precision (fp32) for every method
+    else:
+        assert picked == {"shown": "bf16", "stale": "fp32", "unshown": "fp32"}
+        # hyperparameters the evidence did not run: fp32
+        assert runtime.cpu_auto_precisions([shown], {"shown": {"lr": 1e-2}}) == {"shown": "fp32"}
+    assert runtime.cpu_auto_precisions([unshown], defaults) == {}  # nothing to gain: not even the check runs
+    assert runtime.resolve_precision("auto", "cpu") == "fp32"
     assert runtime.resolve_precision("fp32", "cpu") == "fp32" and runtime.resolve_precision("bf16", "cpu") == "bf16"
 
 
