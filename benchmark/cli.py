@@ -11,11 +11,10 @@ import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 
-from benchmark import __version__
 from benchmark.errors import Terminated, UsageError
+from benchmark.version import __version__
 
 PROG = "fewshot-bench"
 COMMANDS = ("run", "list", "report", "compare", "speed")
@@ -295,55 +294,23 @@ def _names(value: str, flag: str) -> list[str]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark import api
+    from benchmark.console import ConsoleDisplay
+
     config = run_config(args)
-    if config.seeds_auto is not None:  # looks with more seeds where verdicts are open (benchmark/sequential.py)
-        from benchmark import sequential
-
-        return sequential.run(config, run_grid)
-    return run_grid(config).exit_code
+    return exit_code(api.run(config, ConsoleDisplay(config)))
 
 
-def run_grid(config, blocks=None, write_report: bool = True, already: frozenset[str] = frozenset()):
-    """Run the configuration's grid, or only its (dataset, budget) `blocks`, skipping the cells in `already`
-    (run earlier by the same command) even with --force; a `sequential.GridRun`."""
-    from benchmark import console, provenance
-    from benchmark.plan import build_plan
-    from benchmark.sequential import GridRun
-    from benchmark.store import RunFolder, read_records
+def exit_code(outcome) -> int:
+    """0: every cell ok and the reports written; 1: a cell failed, the reports or records could not be written;
+    130 / 143: stopped by Ctrl-C / SIGTERM (re-running resumes)."""
+    from benchmark.outcome import INTERRUPTED, TERMINATED
 
-    plan, out = build_plan(config)
-    if blocks is not None:
-        plan.cells = [cell for cell in plan.cells if (cell.dataset, cell.budget) in blocks]
-    with RunFolder(out) as folder:  # first: a refused run prints its one line and nothing else
-        console.warn_unavailable(plan)
-        for note in folder.notes:
-            console.note(note)
-        info = provenance.run_info(plan, out, config.summary())
-        folder.write_run_info(info)
-        folder.write_test_labels(plan.tasks.values())
-        existing = read_records(out)
-        for note in existing.notes(out / "records.jsonl"):
-            console.note(note)
-        finished = {key for key, record in existing.latest_by_cell().items() if record.ok}
-        todo = [c for c in plan.cells if c.key not in already and (config.force or c.key not in finished)]
-        sized = plan.sized_for(len(todo))  # fewer cells than workers: fewer workers, each with more threads
-        if sized is not plan:
-            plan, todo = sized, [c for c in sized.cells if c.key in {cell.key for cell in todo}]
-            info = provenance.run_info(plan, out, config.summary())
-            folder.write_run_info(info, amend=True)
-        console.announce_plan(plan, out, len(plan.cells) - len(todo), config)
-        started = time.perf_counter()
-        stop_reason, one_offs = console.run_grid(plan, todo, folder, config)
-        # the grid's wall time, one-off work and worker start-up included
-        ended = {"cells_run": len(todo), "wall_seconds": round(time.perf_counter() - started, 1), "one_off": one_offs}
-        if stop_reason != console.WRITE_FAILED:
-            stopped = stop_reason in (console.INTERRUPTED, console.TERMINATED)
-            folder.write_run_info(info | ended | {"interrupted": stopped}, amend=True)
-        latest = read_records(out).latest_by_cell()
-        records = [latest[c.key] for c in plan.cells if c.key in latest]  # this grid's cells only
-        if stop_reason != console.WRITE_FAILED and write_report:
-            console.report(out, records, config.metric, config.margin)
-    return GridRun(console.conclude(plan, records, out, stop_reason), stop_reason, out, records)
+    if outcome.stopped == INTERRUPTED:
+        return EXIT_INTERRUPTED
+    if outcome.stopped == TERMINATED:
+        return EXIT_TERMINATED
+    return EXIT_OK if outcome.complete and not outcome.failed else EXIT_FAILED
 
 
 # --- list and report --------------------------------------------------------------------------------------
@@ -357,12 +324,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmark import console
-    from benchmark.store import RECORDS, read_records
+    from benchmark import api
+    from benchmark.console import ConsoleDisplay
 
-    if not (args.folder / RECORDS).is_file():
-        raise UsageError(f"{args.folder} has no {RECORDS}: not a run folder")
-    records = read_records(args.folder)
-    for note in records.notes(args.folder / RECORDS):
-        console.note(note)
-    return EXIT_OK if console.report(args.folder, records.records, args.metric, args.margin) else EXIT_FAILED
+    display = ConsoleDisplay(None)
+    outcome = api.write_reports(api.load(args.folder, args.metric, args.margin, display), display)
+    return EXIT_OK if outcome.reports_written else EXIT_FAILED

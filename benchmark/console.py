@@ -1,16 +1,15 @@
-"""What a person sees: results on stdout, notes, warnings and progress on stderr, and the run's exit code."""
+"""What a person sees: results on stdout; notes, warnings and progress on stderr. `ConsoleDisplay` shows a run's
+events (benchmark/display.py) in a terminal or a log; it decides nothing."""
 
 from __future__ import annotations
 
-import dataclasses
+import contextlib
 import signal
-import tempfile
 from pathlib import Path
 
-from benchmark.errors import Terminated
+from benchmark.display import Display, GridDisplay
+from benchmark.outcome import INTERRUPTED, TERMINATED, WRITE_FAILED, Outcome
 from benchmark.record import Record
-
-INTERRUPTED, TERMINATED, WRITE_FAILED = "interrupted", "terminated", "write-failed"
 
 
 def stdout():
@@ -45,21 +44,91 @@ def warn(message: str) -> None:
     stderr().print(styled("warning:", "yellow", f" {message}"))
 
 
-def warn_unavailable(plan) -> None:
-    from benchmark import registry
+class ConsoleDisplay(Display):
+    """The command line's display of a run: `config` is the run's (its metric, its executor)."""
 
-    for module, reason in registry.unavailable_modules().items():
-        warn(f"method module {module} is unavailable ({reason}); its cells will fail")
-    for spec in plan.specs.values():
-        missing = spec.missing_requirements() if spec.cls else []
-        if missing:
-            warn(f"'{spec.name}' needs {', '.join(missing)} (not installed); its cells will fail")
-    for task in plan.tasks.values():
-        for line in task.notes:
-            note(line if len(plan.tasks) == 1 else f"{task.name}: {line}")
-    for dataset, budgets in plan.unsupplied.items():
-        shown = ", ".join(b.label for b in budgets)
-        note(f"{dataset} cannot supply {shown} (a class is smaller): those cells are n/a for it")
+    def __init__(self, config) -> None:
+        self._config = config
+
+    def note(self, text: str) -> None:
+        note(text)
+
+    def warning(self, text: str) -> None:
+        warn(text)
+
+    def error(self, text: str) -> None:
+        stderr().print(styled("error:", "red", f" {text}"))
+
+    def plan(self, plan, out, skipped: int) -> None:
+        announce_plan(plan, out, skipped, self._config)
+
+    @contextlib.contextmanager
+    def grid(self, plan, cells: list):
+        with _progress() as progress:
+            yield _GridLines(progress, len(cells), len(plan.tasks) > 1, self._config.metric)
+
+    def look(self, text: str) -> None:
+        stdout().print(text)
+
+    def report(self, analysis) -> None:
+        from benchmark import report
+
+        report.print_rich(analysis, stdout())
+
+    def concluded(self, outcome: Outcome) -> None:
+        conclude(outcome)
+
+
+class _GridLines(GridDisplay):
+    """While a grid runs: the bar of cells, a line per running job under it, a result line per record."""
+
+    def __init__(self, progress, cells: int, with_dataset: bool, metric: str) -> None:
+        self._progress, self._metric, self._with_dataset = progress, metric, with_dataset
+        self._bar = progress.add_task("cells", total=cells)
+        self._jobs = JobLines(progress, with_dataset)
+
+    def started(self, job) -> None:
+        self._jobs.started(job)
+
+    def progressed(self, job, what: str, done: int, total: int) -> None:
+        self._jobs.progressed(job, what, done, total)
+
+    def ended(self, job) -> None:
+        self._jobs.ended(job)
+
+    def record(self, record: Record) -> None:
+        stdout().print(cell_line(record, self._metric, self._with_dataset))
+        self._progress.advance(self._bar)
+
+    def one_off(self, job, seconds: float) -> None:
+        if seconds >= 1:
+            self._progress.console.print(
+                f"one-off work for {job.cell.method.name} on {job.cell.dataset}: {seconds:.0f} s"
+            )
+
+    def stopping(self, by: signal.Signals) -> None:
+        again = "Ctrl-C again" if by == signal.SIGINT else "SIGTERM again, or Ctrl-C,"
+        self._progress.console.print(
+            f"{by.name}: stopping after the running cells ({again} to abort now)", style="yellow"
+        )
+
+
+def conclude(outcome: Outcome) -> None:
+    """The last lines of a run: where its records are, and what failed or is left to run."""
+    out, console = outcome.folder, stdout()
+    if (out / "records.jsonl").is_file():
+        console.print(f"records: {out / 'records.jsonl'} · report: {out / 'report.html'}")
+    if outcome.stopped == WRITE_FAILED:
+        return
+    if outcome.stopped in (INTERRUPTED, TERMINATED):
+        rest = f": re-run the same command to run the {outcome.unfinished} unfinished cells"
+        console.print(styled(outcome.stopped, "yellow", rest))
+        return
+    failed = outcome.failed
+    if failed:
+        kinds = ", ".join(sorted({r.error["type"] for r in failed}))
+        where = f" ({kinds}); tracebacks in {out / 'errors.log'}"
+        console.print(styled(f"{len(failed)} of {outcome.planned} cells failed", "red", where))
 
 
 def announce_plan(plan, out: Path, skipped: int, config) -> None:
@@ -90,78 +159,6 @@ def precision_label(plan) -> str:
     return " / ".join(f"{precision} ({', '.join(names)})" for precision, names in sorted(by_precision.items()))
 
 
-class _CannotWrite(Exception):
-    pass
-
-
-def run_grid(plan, cells: list, folder, config) -> tuple[str | None, list[dict]]:
-    """Run the pending cells, appending each record as it finishes. Returns why the grid stopped early, if it
-    did (INTERRUPTED: Ctrl-C; TERMINATED: SIGTERM; WRITE_FAILED: the records file could not be written), and the
-    one-off work done as jobs of their own: {"method", "dataset", "seconds", "threads"} each, for run.json."""
-    from benchmark.runner import StopRequest
-    from benchmark.runner import run_grid as drive
-
-    if not cells:  # nothing to run: no workers to start (they take seconds to import torch)
-        return None, []
-
-    out, metric = stdout(), config.metric
-
-    def on_record(record: Record, trace: str | None) -> None:
-        try:
-            folder.append(record)
-            if trace:
-                folder.log_error(f"{record.dataset} {record.method} shots={record.shots} seed={record.seed}", trace)
-        except OSError as exc:
-            raise _CannotWrite(f"cannot write {folder.path / 'records.jsonl'}: {exc.strerror or exc}") from exc
-        out.print(cell_line(record, metric, with_dataset=len(plan.tasks) > 1))
-        progress.advance(bar)
-
-    one_offs: list[dict] = []
-
-    def on_one_off(job, seconds: float) -> None:
-        cell = job.cell
-        one_offs.append({"method": cell.method.name, "dataset": cell.dataset, "seconds": round(seconds, 1),
-                         "threads": job.threads})  # fmt: skip
-        if seconds >= 1:
-            progress.console.print(f"one-off work for {cell.method.name} on {cell.dataset}: {seconds:.0f} s")
-
-    with tempfile.TemporaryDirectory(prefix="fewshot-bench-") as scratch:
-        if plan.settings.cache_dir is None and plan.jobs > 1:  # --no-cache: workers still share one-off work
-            plan = dataclasses.replace(plan, settings=dataclasses.replace(plan.settings, cache_dir=Path(scratch)))
-            cells = [c for c in plan.cells if c.key in {cell.key for cell in cells}]
-        executor = make_executor(plan, config)
-        try:
-            with _progress() as progress, StopRequest(lambda by: _stopping(progress, by)) as stop:
-                bar = progress.add_task("cells", total=len(cells))
-                jobs = JobLines(progress, with_dataset=len(plan.tasks) > 1)
-                executor.on_progress = jobs.progressed
-                drive(plan, cells, executor, stop, on_record, on_one_off, jobs)
-                if not stop.requested:
-                    return None, one_offs
-                return (TERMINATED if stop.by == signal.SIGTERM else INTERRUPTED), one_offs
-        except Terminated:
-            return TERMINATED, one_offs
-        except KeyboardInterrupt:
-            return INTERRUPTED, one_offs
-        except _CannotWrite as exc:
-            executor.cancel()
-            stderr().print(styled("stopped:", "red", f" {exc}"))
-            return WRITE_FAILED, one_offs
-        finally:
-            executor.close()
-
-
-def make_executor(plan, config):
-    """Where the cells run: this process, worker processes, or a Ray cluster."""
-    from benchmark.executors import InProcess, LocalProcesses
-
-    if config.executor == "ray":
-        from benchmark.ray_executor import RayCluster
-
-        return RayCluster(config.ray_address, config.cpus_per_cell, config.gpus_per_cell)
-    return InProcess() if plan.jobs == 1 else LocalProcesses(plan.jobs)
-
-
 class JobLines:
     """A line under the bar for each running job: what it is, what it is doing, how far it has got."""
 
@@ -187,11 +184,6 @@ class JobLines:
         line = self._lines.pop(id(job), None)
         if line is not None:
             self._progress.remove_task(line)
-
-
-def _stopping(progress, by: signal.Signals) -> None:
-    again = "Ctrl-C again" if by == signal.SIGINT else "SIGTERM again, or Ctrl-C,"
-    progress.console.print(f"{by.name}: stopping after the running cells ({again} to abort now)", style="yellow")
 
 
 def _progress():
@@ -224,53 +216,6 @@ def cell_line(record: Record, metric: str, with_dataset: bool = False):
         return styled(f"✗ {where} · {record.error['type']}: {record.error['message'][:160]}", "red")
     seconds = f"train {record.train_seconds:.1f}s · predict {record.predict_seconds:.1f}s"
     return styled("✓", "green", f" {where} · {metric} {record.metrics.get(metric, float('nan')):.3f} · {seconds}")
-
-
-def report(folder: Path, records: list[Record], metric: str, margin: float | None = None) -> bool:
-    """Print the leaderboards and write every report into `folder`; False (and one line) if writing failed.
-    `margin`: of the verdicts (None: the run's, from run.json, else the default)."""
-    from benchmark import report as reports
-    from benchmark.store import read_run_info
-
-    analysis = reports.of_folder(folder, records, metric, margin)
-    for line in analysis.notes:  # records the tables could not use as they are (a NaN score, bad predictions)
-        note(line)
-    reports.print_rich(analysis, stdout())
-    try:
-        reports.write(folder, analysis, read_run_info(folder))
-    except OSError as exc:
-        stderr().print(styled("error:", "red", f" cannot write the reports into {folder}: {exc.strerror or exc}"))
-        return False
-    return True
-
-
-def conclude(plan, records: list[Record], out: Path, stop_reason: str | None) -> int:
-    """The last lines of a run and its exit code."""
-    from benchmark.cli import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_TERMINATED
-
-    console = stdout()
-    if (out / "records.jsonl").is_file():
-        console.print(f"records: {out / 'records.jsonl'} · report: {out / 'report.html'}")
-    if stop_reason == WRITE_FAILED:
-        return EXIT_FAILED
-    if stop_reason in (INTERRUPTED, TERMINATED):
-        unfinished = len(plan.cells) - sum(r.ok for r in records)
-        console.print(
-            styled(stop_reason, "yellow", f": re-run the same command to run the {unfinished} unfinished cells")
-        )
-        return EXIT_INTERRUPTED if stop_reason == INTERRUPTED else EXIT_TERMINATED
-    failed = [r for r in records if not r.ok]
-    if failed:
-        kinds = ", ".join(sorted({r.error["type"] for r in failed}))
-        console.print(
-            styled(
-                f"{len(failed)} of {len(plan.cells)} cells failed",
-                "red",
-                f" ({kinds}); tracebacks in {out / 'errors.log'}",
-            )
-        )
-        return EXIT_FAILED
-    return EXIT_OK
 
 
 def print_listing() -> None:

@@ -201,12 +201,11 @@ def _read_body(spec: ModelSpec, path: str | Path):
 
 
 def preload(spec: ModelSpec, packages: Iterable[str] = ()) -> None:
-    """Import what the cells will import (the model's architecture, the methods' optional packages), so that
-    the first cell's timing does not include several seconds of imports. Builds the model on the meta device:
-    nothing is allocated or read."""
+    """Import what the cells will import (the model's architecture, the modules the methods declare in
+    `requires`), so that the first cell's timing does not include several seconds of imports. Builds the model on
+    the meta device: nothing is allocated or read."""
     import importlib
 
-    import sklearn.linear_model  # noqa: F401  (logistic-regression heads)
     import torch
     from transformers import AutoConfig, AutoModel
 

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark import __version__
 from benchmark.plan import Plan
 from benchmark.runtime import cpu_name
+from benchmark.version import __version__
 
 PACKAGES = (
     "fewshot-bench",

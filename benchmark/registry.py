@@ -96,7 +96,15 @@ class MethodSpec:
         return self.cls(**(self.defaults() | (overrides or {})))
 
     def missing_requirements(self) -> list[str]:
-        return [name for name in self.requires if importlib.util.find_spec(name) is None]
+        return [name for name in self.requires if not _importable(name)]
+
+
+def _importable(module: str) -> bool:
+    """Whether `module` (a package, or a dotted submodule such as sklearn.linear_model) can be imported."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a dotted name whose parent package is missing
+        return False
 
 
 _methods: dict[str, MethodSpec] = {}
@@ -117,7 +125,9 @@ def register(
 
     Stack it to register presets of one class, e.g. ``@register("freeze-head", frozen_blocks="all")``.
     `numbered` names an int field that ``NAME-<int>`` sets, so ``freeze-3`` means ``freeze`` with that field 3.
-    `requires` names optional packages the method imports at fit time; missing ones are reported at start-up.
+    `requires` names the packages or modules the method imports at fit time (``"peft"``, ``"sklearn.linear_model"``):
+    missing ones are reported at start-up, and each process imports them before its first cell, so that no cell's
+    time includes the import.
     `bf16_evidence` is the revision of the method whose bf16 cells a committed run showed *equivalent* to its fp32
     cells (`compare`, docs/speed.md): only then does `--precision auto` pick bf16 for it on a CPU with native
     bf16; a later revision runs in fp32 under `auto` until its own evidence is committed.

@@ -16,9 +16,7 @@ gets no more seeds.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -26,7 +24,6 @@ from benchmark.errors import UsageError
 
 if TYPE_CHECKING:
     from benchmark.budget import Budget
-    from benchmark.config import RunConfig
 
 AUTO = "auto"
 DEFAULT_START, DEFAULT_CAP = 3, 10
@@ -106,53 +103,15 @@ def unsettled(sections) -> set[tuple[str, Budget]]:
     }
 
 
-@dataclass
-class GridRun:
-    """What one grid run (one look) left: its exit code, why it stopped early (None: it did not), its folder and
-    the newest record of each of its cells."""
-
-    exit_code: int
-    stop_reason: str | None
-    out: Any
-    records: list
-
-
-RunGrid = Callable[["RunConfig", "set[tuple[str, Budget]] | None", bool, frozenset], GridRun]
-
-
-def run(config: RunConfig, run_grid: RunGrid) -> int:
-    """The looks of ``config.seeds_auto``. `run_grid(config, blocks, write_report, already)` runs the plan's cells
-    of `blocks` (None: all) at `config.seeds` seeds, resuming what already finished and never re-running a cell in
-    `already` (an earlier look's: --force re-runs each cell once); the reports are written once, at the end, over
-    every look's cells. Returns the worst exit code of the looks (at once when interrupted)."""
-    from benchmark import console, report
-
-    design = Design(*config.seeds_auto)
-    out = console.stdout()
-    blocks, records, exit_code = None, {}, 0
-    for number, seeds in enumerate(design.looks, 1):
-        look = run_grid(dataclasses.replace(config, seeds=seeds), blocks, False, frozenset(records))
-        records.update({record.cell: record for record in look.records})
-        exit_code = max(exit_code, look.exit_code)
-        if look.stop_reason == console.WRITE_FAILED:
-            return look.exit_code
-        if look.stop_reason is not None:  # interrupted: the reports over what finished, then stop (re-run resumes)
-            console.report(look.out, list(records.values()), config.metric, config.margin)
-            return look.exit_code
-        analysis = report.of_folder(look.out, list(records.values()), config.metric, config.margin)
-        blocks = unsettled(analysis.sections)
-        where = f"look {number} of {len(design.looks)} ({seeds} seeds)"
-        if not blocks:
-            out.print(f"{where}: no block has an inconclusive row: stopping")
-            break
-        shown = ", ".join(f"{dataset} {budget.label}" for dataset, budget in sorted(blocks, key=_block_order))
-        if number == len(design.looks):
-            out.print(f"{where}: the cap; still inconclusive: {shown}")
-        else:
-            out.print(f"{where}: inconclusive rows in {shown}: {design.looks[number]} seeds there next")
-    if not console.report(look.out, list(records.values()), config.metric, config.margin):
-        exit_code = max(exit_code, 1)
-    return exit_code
+def look_line(design: Design, number: int, seeds: int, blocks: set[tuple[str, Budget]]) -> str:
+    """What a look decided, in a line: stop, or which blocks get the next look's seeds."""
+    where = f"look {number} of {len(design.looks)} ({seeds} seeds)"
+    if not blocks:
+        return f"{where}: no block has an inconclusive row: stopping"
+    shown = ", ".join(f"{dataset} {budget.label}" for dataset, budget in sorted(blocks, key=_block_order))
+    if number == len(design.looks):
+        return f"{where}: the cap; still inconclusive: {shown}"
+    return f"{where}: inconclusive rows in {shown}: {design.looks[number]} seeds there next"
 
 
 def _block_order(block: tuple[str, Budget]) -> tuple:

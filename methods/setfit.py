@@ -56,7 +56,7 @@ from benchmark.record import FitResult
 from benchmark.registry import register
 
 
-@register("setfit", requires=("setfit",))
+@register("setfit", requires=("setfit", "sklearn.linear_model"))
 @dataclass
 class SetFit:
     """SetFit: contrastive fine-tuning of the sentence-transformer body, then a logistic-regression head."""
@@ -115,16 +115,14 @@ class SetFit:
                     args=args,
                     train_dataset=Dataset.from_dict({"text": list(train.texts), "label": labels}),
                 )
-                _silence_trainer(trainer, ctx.device)
-                if self.group_by_length:
-                    trainer.st_trainer.args.batch_sampler = length_grouped_batches(body.tokenizer, ctx.model.max_length)
+                sampler = length_grouped_batches(body.tokenizer, ctx.model.max_length) if self.group_by_length else None
+                _configure(trainer, ctx.device, sampler)
                 # the body's training and the head's features, in the run's precision; one context over every
                 # optimizer step, so weights are cast afresh at each forward (with autocast's cache, every step and
                 # the head's features saw the initial weights: bf16 SetFit lost 12 points at 64 per class)
                 with ctx.placement.autocast(weights_fixed=False):
                     trainer.train()
-            state = trainer.st_trainer.state
-            generated = len(trainer.st_trainer.train_dataset)
+            steps, generated = _trained(trainer)
 
         body_params = sum(p.numel() for p in body.parameters())
         head_params = head.coef_.size + head.intercept_.size
@@ -132,10 +130,10 @@ class SetFit:
             "sampling": f"num_iterations={self.num_iterations}" if self.num_iterations else "oversampling",
             "batches": "length-paired" if self.group_by_length else "shuffled",
             "pairs": generated,
-            "steps": state.global_step,
+            "steps": steps,
             "steps_uncapped": uncapped,
             "step_cap_applied": capped,
-            "epochs": round(state.global_step / math.ceil(generated / self.batch_size), 4),
+            "epochs": round(steps / math.ceil(generated / self.batch_size), 4),
             "max_length": ctx.model.max_length,
         }
         return FitResult(body_params + head_params, body_params + head_params, resolved)
@@ -258,23 +256,42 @@ def _quiet():
             transformers.utils.logging.enable_progress_bar()
 
 
+@contextlib.contextmanager
 def _trainer_device(device: str):
     """setfit builds its Transformers Trainer without a device argument, so that Trainer (through accelerate)
     takes any GPU it sees even under ``--device cpu``. ``ACCELERATE_USE_CPU`` is the switch both read; it is
-    set only while the Trainer is built and trains."""
-    from unittest import mock
+    set only while the Trainer is built and trains, and restored afterwards."""
+    if not device.startswith("cpu"):
+        yield
+        return
+    before = os.environ.get("ACCELERATE_USE_CPU")
+    os.environ["ACCELERATE_USE_CPU"] = "true"
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop("ACCELERATE_USE_CPU", None)
+        else:
+            os.environ["ACCELERATE_USE_CPU"] = before
 
-    if device.startswith("cpu"):
-        return mock.patch.dict(os.environ, {"ACCELERATE_USE_CPU": "true"})
-    return contextlib.nullcontext()
+
+# setfit 1.2's public API (Trainer, TrainingArguments) has no switch for three things this method needs: the batch
+# sampler of the contrastive phase (length-grouped pairs), pinned memory (pointless on a CPU, where torch warns),
+# and what the phase did (steps run, pairs generated). setfit exposes the sentence-transformers trainer it drives
+# as `Trainer.st_trainer`; these two functions are the only places that reach it (docs/methods.md, SetFit).
 
 
-def _silence_trainer(trainer, device: str) -> None:
-    """setfit's show_progress_bar covers only the head; the Transformers Trainer under it has its own bar
-    (or, with tqdm disabled, prints every log line)."""
+def _configure(trainer, device: str, batch_sampler) -> None:
+    """No progress bars or log lines of the Trainer under setfit; no pinned memory on a CPU; the batch sampler."""
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
-    # pinned memory only helps copies to an accelerator; on CPU torch warns that it is ignored
     trainer.st_trainer.args.dataloader_pin_memory = not device.startswith("cpu")
+    if batch_sampler is not None:
+        trainer.st_trainer.args.batch_sampler = batch_sampler
+
+
+def _trained(trainer) -> tuple[int, int]:
+    """(optimizer steps the contrastive phase ran, pairs it generated)."""
+    return trainer.st_trainer.state.global_step, len(trainer.st_trainer.train_dataset)

@@ -1,66 +1,116 @@
-"""Every registered method, presets included, honours the contract on a tiny random BERT: fit, then predict
-valid label ids for every test example; the record is complete; the same seed gives the same predictions."""
+"""Every registered method, presets included, passes `benchmark.check_method` on a tiny random BERT, in fp32 and
+in bf16; so does README's example method; a bundled method whose module stops importing fails here instead of
+dropping out; and the check itself catches each broken rule."""
 
+import re
+from dataclasses import dataclass
+
+import numpy as np
 import pytest
-from conftest import plan_of, synthetic_rows, write_csv
+from conftest import ROOT
 
-from benchmark import execute, registry
+from benchmark import check_method, registry
+from benchmark.checks import MethodContractError
+from benchmark.record import FitResult
 
+registry.discover()
 METHODS = sorted(registry.available())
+BUNDLED = sorted(p.stem for p in (ROOT / "methods").glob("*.py") if p.stem != "__init__")
 
 
-@pytest.fixture(scope="module")
-def data_file(tmp_path_factory):
-    return write_csv(tmp_path_factory.mktemp("data") / "d.csv", synthetic_rows(12, seed=2))
-
-
-def small_overrides(spec) -> dict:
+def short(name: str) -> dict:
     """Keep every method's loop short on the tiny model; the contract does not depend on training length."""
-    fields = spec.defaults()
+    fields = registry.available()[name].defaults()
     return {
-        k: v for k, v in {"max_epochs": 2, "min_steps": 2, "num_iterations": 2, "mlm_epochs": 1}.items() if k in fields
+        k: v
+        for k, v in {"max_epochs": 2, "min_epochs": 1, "min_steps": 2, "num_iterations": 2, "mlm_epochs": 1}.items()
+        if k in fields
     }
 
 
 @pytest.mark.parametrize("name", METHODS)
-def test_method_contract(name, data_file, tiny_spec, tmp_path):
-    spec = registry.available()[name]
-    plan = plan_of(data_file, tiny_spec, {name: spec}, {name: small_overrides(spec)}, cache_dir=tmp_path / "cache")
-    (cell,) = plan.cells
-    (task,) = plan.tasks.values()
-    first, trace = execute.run_cell(cell)
-    assert first.ok, trace
-    assert len(first.predictions) == len(task.test) == first.n_test
-    assert set(first.predictions) <= set(range(task.num_labels))
-    assert 0 < first.trainable_params <= first.total_params
-    assert first.n_train == 8 and first.train_seconds >= 0 and first.predict_seconds >= 0
-    assert first.peak_rss_mb > 0 and {"accuracy", "macro_f1"} <= set(first.metrics)
-    assert isinstance(first.resolved, dict) and first.sample
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_every_registered_method_passes_the_check(name, precision, tiny_model):
+    record = check_method(name, tiny_model, short(name), precision=precision)
+    assert record.precision == precision and record.n_train == 8
     # every method runs the encoder somewhere: its work is counted, whoever calls the encoder
-    assert first.train_flops + first.predict_flops + (first.one_off_flops or 0) > 0
-    second, _ = execute.run_cell(cell)
-    assert second.predictions == first.predictions and second.metrics == first.metrics
-    assert second.sample == first.sample
+    assert record.train_flops + record.predict_flops + (record.one_off_flops or 0) > 0
 
 
-@pytest.mark.parametrize("name", METHODS)
-def test_every_method_runs_in_the_precision_its_record_states(name, data_file, tiny_spec, tmp_path):
-    """Under bf16 every linear layer a method runs computes in bf16 (autocast): the record's precision is true."""
-    import dataclasses
+def test_every_bundled_module_imports():
+    """A bundled method whose import breaks (a dependency upgrade) is a failure, not a method gone quiet."""
+    assert not {module for module in registry.unavailable_modules() if module.startswith("methods.")}
+    assert {spec.module.removeprefix("methods.") for spec in registry.available().values()} >= set(BUNDLED)
 
-    import torch
 
-    spec = registry.available()[name]
-    plan = plan_of(data_file, tiny_spec, {name: spec}, {name: small_overrides(spec)}, cache_dir=tmp_path / "cache")
-    cell = dataclasses.replace(plan.cells[0], settings=dataclasses.replace(plan.settings, precision="bf16"))
-    seen = set()
-    hook = torch.nn.modules.module.register_module_forward_hook(
-        lambda module, args, output: seen.add(output.dtype) if isinstance(module, torch.nn.Linear) else None
-    )
+def test_readme_example_method_passes_the_check(tmp_path, monkeypatch):
+    (block,) = re.findall(r"```python\n(\"\"\"Nearest centroid.*?)```", (ROOT / "README.md").read_text(), re.S)
+    (tmp_path / "readme_centroid.py").write_text(block)
+    monkeypatch.syspath_prepend(str(tmp_path))
     try:
-        execute.run_one_off(cell)  # one-off work (features, the MLM stage) too
-        record, trace = execute.run_cell(cell)
+        __import__("readme_centroid")
+        record = check_method("centroid")
     finally:
-        hook.remove()
-    assert record.ok and record.precision == "bf16", trace
-    assert seen == {torch.bfloat16}
+        registry.unregister("centroid")
+    assert record.ok and record.trainable_params > 0
+
+
+@dataclass
+class Majority:
+    """Predicts the majority label."""
+
+    def fit(self, train, ctx):
+        self.label = int(np.bincount(train.labels).argmax())
+        return FitResult(1, 1)
+
+    def predict(self, texts):
+        return np.full(len(texts), self.label)
+
+
+@dataclass
+class OutOfRange(Majority):
+    def predict(self, texts):
+        return np.full(len(texts), 7)
+
+
+@dataclass
+class TooFew(Majority):
+    def predict(self, texts):
+        return np.zeros(len(texts) - 1, dtype=int)
+
+
+@dataclass
+class Unseeded(Majority):
+    def predict(self, texts):
+        return np.random.default_rng().integers(0, 2, len(texts))  # no seed: another answer every run
+
+
+@dataclass
+class Overcounted(Majority):
+    def fit(self, train, ctx):
+        super().fit(train, ctx)
+        return FitResult(trainable_params=5, total_params=2)
+
+
+@dataclass
+class Raises(Majority):
+    def fit(self, train, ctx):
+        raise RuntimeError("broken on purpose")
+
+
+@pytest.mark.parametrize(
+    ("cls", "broken"),
+    [
+        (OutOfRange, "predict must return label ids in 0..1"),
+        (TooFew, r"predict returned shape \(23,\), expected \(24,\)"),
+        (Unseeded, "the same seed gave other predictions"),
+        (Overcounted, "trainable_params 5 is not within"),
+        (Raises, "RuntimeError: broken on purpose"),
+    ],
+)
+def test_the_check_names_the_rule_a_method_breaks(cls, broken, throwaway, tiny_model):
+    throwaway("broken", cls)
+    with pytest.raises(MethodContractError, match=broken):
+        check_method("broken", tiny_model)
+    throwaway("fine", Majority)
+    assert check_method("fine", tiny_model).ok

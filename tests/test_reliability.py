@@ -5,7 +5,9 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,19 +84,36 @@ class KillsItsWorkerOnSeedOne(Majority):
 
 @dataclass
 class KillsItsWorkerAfterSeedZero(Majority):
-    """The worker that ran seed 0 dies a moment after it sent the record back: idle, or under its next cell."""
+    """The worker that ran seed 0 dies once the driver has written that cell's record (the file named by
+    $DIES_AFTER_RECORDS holds it): idle, or under its next cell, whatever the machine's load."""
 
     def predict(self, texts):
         import multiprocessing
         import threading
 
         if self.seed == 0 and multiprocessing.parent_process() is not None:
-            threading.Timer(0.3, os._exit, args=(1,)).start()
+            records = Path(os.environ["DIES_AFTER_RECORDS"])
+            threading.Thread(target=_exit_once_recorded, args=(records, self.n_train)).start()
         return super().predict(texts)
 
     def fit(self, train, ctx):
-        self.seed = ctx.seed
+        self.seed, self.n_train = ctx.seed, len(train.labels)
         return super().fit(train, ctx)
+
+
+def _exit_once_recorded(records: Path, n_train: int) -> None:
+    """Exit this process once the record of this cell (seed 0, `n_train` examples) is in `records`."""
+
+    def written() -> bool:
+        lines = records.read_text().splitlines() if records.is_file() else []
+        try:
+            return any((r["seed"], r["n_train"]) == (0, n_train) for r in map(json.loads, filter(None, lines)))
+        except ValueError:  # a line the driver is writing right now
+            return False
+
+    while not written():
+        time.sleep(0.01)
+    os._exit(1)
 
 
 @dataclass
@@ -466,7 +485,8 @@ def test_a_worker_that_dies_fails_its_cell_and_the_other_cells_run_again(args, t
     assert sorted(failed) == [("killer", 4, 1, "WorkerDied"), ("killer", 8, 1, "WorkerDied")]
 
 
-def test_a_worker_that_dies_while_idle_loses_no_cell(args, tmp_path, throwaway):
+def test_a_worker_that_dies_while_idle_loses_no_cell(args, tmp_path, throwaway, monkeypatch):
+    monkeypatch.setenv("DIES_AFTER_RECORDS", str(tmp_path / "run" / "records.jsonl"))
     throwaway("dies-after", KillsItsWorkerAfterSeedZero)
     assert main(args + ["--methods", "dies-after", "--jobs", "2"]) == 0
     records = records_of(tmp_path / "run")
