@@ -39,7 +39,7 @@ from benchmark.verdicts import (
 )
 
 PLOTS = ("learning-curves", "quality-vs-cost")
-CITATION = Path(__file__).resolve().parent.parent / "CITATION.cff"
+CITATION = Path(__file__).resolve().parents[2] / "CITATION.cff"
 
 
 @dataclass
