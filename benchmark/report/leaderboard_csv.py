@@ -8,6 +8,7 @@ import io
 import math
 from dataclasses import asdict
 
+from benchmark.metrics import METRICS
 from benchmark.report.analysis import Analysis
 from benchmark.report.tables import std
 
@@ -18,7 +19,7 @@ def csv_text(analysis: Analysis) -> str:
     stats_fields = ["ci_low", "ci_high", "delta_to_best", "delta_ci_low", "delta_ci_high", "p_raw", "p_adjusted",
                     "verdict", "margin", "family_size", "seeds_to_settle"]  # fmt: skip
     header = ["dataset", "model", "shots", "rank", "method", "uses_unlabelled", "n_ok", "n_failed"]
-    header += [f"{name}_{part}" for name in ("accuracy", "macro_f1", "f1_positive") for part in ("mean", "std")]
+    header += [f"{name}_{part}" for name in METRICS for part in ("mean", "std")]
     header += [f"{analysis.metric}_{name}" for name in stats_fields]
     header += ["train_seconds_mean", "predict_seconds_mean", "one_off_seconds"]
     writer.writerow(header)
@@ -26,7 +27,7 @@ def csv_text(analysis: Analysis) -> str:
         for rank, row in enumerate(section.rows, 1):
             line = [section.dataset, section.model, section.shots.to_json(), rank if row.ok else "", row.label,
                     row.uses_unlabelled, len(row.ok), len(row.failed)]  # fmt: skip
-            for name in ("accuracy", "macro_f1", "f1_positive"):
+            for name in METRICS:
                 values = row.values(name)
                 mean = sum(values) / len(values) if values else None
                 line += [_number(mean, 4), _number(std(values), 4)]

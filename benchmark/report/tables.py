@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 
 from benchmark.leaderboard import UNLABELLED_MARK, CrossDataset, Row, Section
+from benchmark.stats.pairing import paired_differences
 from benchmark.verdicts import BEST, INCONCLUSIVE, MARKS, seeds_hint
 
 
@@ -74,21 +75,8 @@ def delta(row: Row, top: Row | None, metric: str) -> str:
         if stats.n_paired == 0:
             return "no shared seed"
         return f"{_signed(stats.delta_to_best)} [{_signed(stats.delta_ci_low)}, {_signed(stats.delta_ci_high)}]"
-    diffs = _paired_differences(row, top, metric)
+    diffs = paired_differences(row.ok, top.ok, metric)
     return _signed(sum(diffs) / len(diffs)) if diffs else "—"
-
-
-def _paired_differences(row: Row, top: Row, metric: str) -> list[float]:
-    """Per seed both finished on the identical sample: this row's value minus the top row's. Records from before
-    samples were hashed (None) pair by seed, as they were made."""
-    theirs = {r.seed: (r.sample, r.metrics[metric]) for r in top.ok if metric in r.metrics}
-    return [
-        r.metrics[metric] - theirs[r.seed][1]
-        for r in row.ok
-        if metric in r.metrics
-        and r.seed in theirs
-        and (r.sample == theirs[r.seed][0] or None in (r.sample, theirs[r.seed][0]))
-    ]
 
 
 def columns(metric: str, statistics: bool) -> list[str]:

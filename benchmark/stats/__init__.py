@@ -14,21 +14,22 @@ the one it was read from, so the two cannot disagree. ``summarize_across_dataset
 of one budget into mean ranks, verdict counts and, with enough datasets, Friedman and Wilcoxon-Holm tests.
 docs/statistics.md explains the method, its assumptions and its calibration.
 
-One module per concern, each importing only those before it: `difference` (a paired quantity's interval at any
-level, its p-value, the seeds that would settle it), `bootstrap` (every cell's metric on resampled test sets),
-`comparison` (one block's intervals and verdicts, and `compare`'s B minus A), `ranks` (one budget across
-datasets: ranks, counts, Friedman and Wilcoxon-Holm, the rank diagram).
+One module per concern, each importing only those before it: `pairing` (which records are compared: the same
+seed on the identical sample), `difference` (a paired quantity's interval at any level, its p-value, the seeds
+that would settle it), `bootstrap` (every cell's metric on resampled test sets), `comparison` (one block's
+intervals and verdicts, and `compare`'s B minus A), `ranks` (one budget across datasets: ranks, counts, Friedman
+and Wilcoxon-Holm, the rank diagram).
 
 What it may import: numpy, scipy (statsmodels, pandas, scikit-posthocs and matplotlib's axes only inside the
-functions that need them) and `benchmark.verdicts`; never the leaderboard, the reports or the command line, which
-call it. `benchmark.verdicts` stays outside: the command line parses its flags with it without numpy or scipy.
+functions that need them), `benchmark.verdicts` and `benchmark.metrics`' names; never the leaderboard, the
+reports or the command line, which call it. `benchmark.verdicts` stays outside: the command line parses its flags
+with it without numpy or scipy.
 """
 
 from benchmark.stats.comparison import (
     INTERVAL_NONE,
     INTERVAL_SEEDS_AND_TEST,
     INTERVAL_TEST_ONLY,
-    SUPPORTED_METRICS,
     Judgement,
     MethodStats,
     compare_methods,
@@ -36,6 +37,7 @@ from benchmark.stats.comparison import (
     paired_difference,
 )
 from benchmark.stats.difference import Difference
+from benchmark.stats.pairing import agreed_samples, paired_differences, same_sample
 from benchmark.stats.ranks import (
     MIN_DATASETS_FOR_TESTS,
     BudgetSummary,
@@ -49,15 +51,17 @@ __all__ = [
     "INTERVAL_SEEDS_AND_TEST",
     "INTERVAL_TEST_ONLY",
     "MIN_DATASETS_FOR_TESTS",
-    "SUPPORTED_METRICS",
     "BudgetSummary",
     "Difference",
     "Judgement",
     "MethodStats",
+    "agreed_samples",
     "compare_methods",
     "draw_rank_diagram",
     "holm",
     "judge",
+    "paired_differences",
     "paired_difference",
+    "same_sample",
     "summarize_across_datasets",
 ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from benchmark.metrics import METRICS
 from benchmark.stats.bootstrap import Scores
 from benchmark.stats.difference import Difference
 from benchmark.verdicts import (
@@ -23,7 +24,6 @@ from benchmark.verdicts import (
     verdict,
 )
 
-SUPPORTED_METRICS = ("accuracy", "macro_f1", "f1_positive")
 INTERVAL_SEEDS_AND_TEST = "seeds and test set"
 INTERVAL_TEST_ONLY = "test set only (1 seed): the seed-to-seed spread is not in this interval"
 INTERVAL_NONE = "no seed shared with the best method: no paired comparison"
@@ -182,8 +182,8 @@ def _interval_kind(n: int, n_paired: int) -> str:
 
 
 def _check_inputs(y_true, predictions, metric, num_labels, alpha, resamples) -> None:
-    if metric not in SUPPORTED_METRICS:
-        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(SUPPORTED_METRICS)}")
+    if metric not in METRICS:
+        raise ValueError(f"unknown metric {metric!r}; choose one of {', '.join(METRICS)}")
     if metric == "f1_positive" and num_labels != 2:
         raise ValueError(f"f1_positive is defined for binary tasks only, not for {num_labels} labels")
     if not 0 < alpha < 1:
