@@ -28,8 +28,14 @@ import numpy as np
 
 from benchmark.budget import Budget
 from benchmark.record import FAILED, Record
-from benchmark.stats import BudgetSummary, MethodStats, compare_methods, summarize_across_datasets
-from benchmark.stats.pairing import agreed_samples, same_sample
+from benchmark.stats import (
+    BudgetSummary,
+    MethodStats,
+    agreed_samples,
+    compare_methods,
+    same_sample,
+    summarize_across_datasets,
+)
 from benchmark.verdicts import ALPHA, LEADERBOARD_MARGIN
 
 UNLABELLED_MARK = "†"

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 
 from benchmark.leaderboard import UNLABELLED_MARK, CrossDataset, Row, Section
-from benchmark.stats.pairing import paired_differences
+from benchmark.stats import paired_differences
 from benchmark.verdicts import BEST, INCONCLUSIVE, MARKS, seeds_hint
 
 
