@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from benchmark.errors import UsageError
+from benchmark.metrics import METRICS
 from benchmark.record import Record
 from benchmark.verdicts import (
     ALPHA,
@@ -104,7 +105,7 @@ def compare(
         second = cells_b.get(key)
         if second is None:
             continue
-        if first.sample is None or first.sample != second.sample:  # None: a record from before sample hashes
+        if not stats.same_sample(first.sample, second.sample, unhashed_pairs=False):  # an unhashed sample may differ
             unpaired += 1
             continue
         groups.setdefault(key[:-1], {})[first.seed] = (first, second)
@@ -139,30 +140,25 @@ def compare(
 
 def _variant_names(groups) -> dict[tuple, str]:
     """The method's name, with the hyperparameters that differ where one method ran with several settings."""
+    from benchmark.leaderboard import variant_label
+
     settings: dict[str, set[str]] = {}
     for key in groups:
         settings.setdefault(key[1], set()).add(key[2])
-    names = {}
-    for key in groups:
-        variants = [json.loads(params) for params in settings[key[1]]]
-        if len(variants) == 1:
-            names[key] = key[1]
-            continue
-        mine = json.loads(key[2])
-        differing = sorted(k for k in mine if any(v.get(k) != mine[k] for v in variants))
-        names[key] = f"{key[1]} [{', '.join(f'{k}={mine[k]}' for k in differing)}]"
-    return names
+    return {key: variant_label(key[1], key[2], settings[key[1]], separator=", ") for key in groups}
 
 
 def _by_cell(records: list[Record], name: str) -> dict[tuple, Record]:
     """A folder's ok records by what a cell is apart from SHOWN; two records for one such cell (a folder that
     holds both precisions of a cell) make the pairing ambiguous: refused."""
+    from benchmark.leaderboard import variant_key
+
     cells: dict[tuple, Record] = {}
     for record in records:
         if not record.ok or record.predictions is None:
             continue
-        key = (record.dataset_fingerprint, record.method, json.dumps(record.params, sort_keys=True),
-               record.model_fingerprint, str(record.shots), record.seed)  # fmt: skip
+        key = (record.dataset_fingerprint, record.method, variant_key(record.params), record.model_fingerprint,
+               str(record.shots), record.seed)  # fmt: skip
         if key in cells:
             shown = ", ".join(f"{f} {getattr(cells[key], f)} and {getattr(record, f)}" for f in SHOWN)
             raise UsageError(
@@ -189,7 +185,8 @@ def differences(a: list[Record], b: list[Record]) -> list[str]:
 def add_arguments(parser) -> None:
     parser.add_argument("a", type=Path, metavar="A", help="a run folder (the reference)")
     parser.add_argument("b", type=Path, metavar="B", help="a run folder of the same cells, run another way")
-    parser.add_argument("--metric", default="macro_f1", help="accuracy, macro_f1 or f1_positive (default: macro_f1)")
+    names = f"{', '.join(METRICS[:-1])} or {METRICS[-1]}"
+    parser.add_argument("--metric", default="macro_f1", help=f"{names} (default: macro_f1)")
     parser.add_argument("--alpha", type=_level, default=ALPHA, help="family-wise level over every row of the "
                         f"comparison (default: {ALPHA})")  # fmt: skip
     parser.add_argument(
@@ -222,11 +219,10 @@ def main(args) -> int:
     2 (a UsageError) for a mistake in what was asked."""
     from benchmark import console
     from benchmark.leaderboard import Labels
-    from benchmark.stats import SUPPORTED_METRICS
     from benchmark.store import RECORDS, read_test_labels
 
-    if args.metric not in SUPPORTED_METRICS:
-        raise UsageError(f"--metric: choose one of {', '.join(SUPPORTED_METRICS)}, not {args.metric!r}")
+    if args.metric not in METRICS:
+        raise UsageError(f"--metric: choose one of {', '.join(METRICS)}, not {args.metric!r}")
     a, b = (_read(folder, name) for folder, name in ((args.a, "A"), (args.b, "B")))
     if args.a.resolve() == args.b.resolve():
         console.note(f"A and B are the same folder ({args.a}): every row compares a run with itself")

@@ -28,7 +28,14 @@ import numpy as np
 
 from benchmark.budget import Budget
 from benchmark.record import FAILED, Record
-from benchmark.stats import BudgetSummary, MethodStats, compare_methods, summarize_across_datasets
+from benchmark.stats import (
+    BudgetSummary,
+    MethodStats,
+    agreed_samples,
+    compare_methods,
+    same_sample,
+    summarize_across_datasets,
+)
 from benchmark.verdicts import ALPHA, LEADERBOARD_MARGIN
 
 UNLABELLED_MARK = "†"
@@ -134,8 +141,7 @@ def build(
     for key in sorted(grouped, key=lambda k: (k[0], k[1], k[2].sort_key)):
         for (method, variant), row in grouped[key].items():
             row.one_off = one_off.get((*key[:2], method, variant), 0.0)
-            if len(variants[method]) > 1:
-                row.label = f"{method} {_variant_label(variant, variants[method])}"
+            row.label = variant_label(method, variant, variants[method])
         section = Section(*key, list(grouped[key].values()), fingerprints[key])
         _rank(section, metric, (labels or {}).get(section.fingerprint), alpha, margin)
         sections.append(section)
@@ -165,12 +171,12 @@ def _rank(section: Section, metric: str, labels: Labels | None, alpha: float, ma
     )
     if labels is None or not any(r.values(metric) for r in section.rows):
         return
-    samples = _agreed_samples(section)
+    samples = agreed_samples(r for row in section.rows for r in row.ok)
     predictions = {
         row.label: {
             r.seed: np.asarray(r.predictions)
             for r in row.ok
-            if r.predictions is not None and r.sample in (samples.get(r.seed), None) and metric in r.metrics
+            if r.predictions is not None and same_sample(r.sample, samples.get(r.seed)) and metric in r.metrics
         }
         for row in section.rows
     }
@@ -184,29 +190,27 @@ def _rank(section: Section, metric: str, labels: Labels | None, alpha: float, ma
     section.rows.sort(key=lambda r: (order.get(r.label, len(order)), r.label))
 
 
-def _agreed_samples(section: Section) -> dict[int, str | None]:
-    """Per seed, the sample most of the section's records saw: a record on another sample is not paired. A record
-    from before samples were hashed (schema 1: None) pairs by seed, as it was made (docs/records.md)."""
-    seen = defaultdict(Counter)
-    for row in section.rows:
-        for record in row.ok:
-            if record.sample is not None:
-                seen[record.seed][record.sample] += 1
-    return {seed: counts.most_common(1)[0][0] for seed, counts in seen.items()}
-
-
 def _variant(record: Record) -> str:
     """The method's configuration: its hyperparameters and the revision of its code (and the precision, so that
     tables from different precisions never mix)."""
-    return json.dumps(record.params | {"revision": record.revision, "precision": record.precision}, sort_keys=True)
+    return variant_key(record.params | {"revision": record.revision, "precision": record.precision})
 
 
-def _variant_label(variant: str, all_variants: set[str]) -> str:
-    """The hyperparameters that differ between the variants of one method, e.g. [lr=0.0001]."""
-    params = json.loads(variant)
-    others = [json.loads(v) for v in all_variants]
-    differing = [k for k in params if any(o.get(k) != params[k] for o in others)]
-    return "[" + ",".join(f"{k}={params[k]}" for k in differing) + "]"
+def variant_key(settings: dict) -> str:
+    """One configuration of a method as a key: its settings as canonical JSON (keys sorted)."""
+    return json.dumps(settings, sort_keys=True)
+
+
+def variant_label(method: str, variant: str, variants: set[str], separator: str = ",") -> str:
+    """The row label of one configuration (`variant_key`) of a method that ran with `variants`: the method's name,
+    with the settings that differ between its variants where there are several, e.g. ``full [lr=0.0001]`` (the
+    leaderboard joins them with ",", `compare` with ", ")."""
+    if len(variants) == 1:
+        return method
+    settings = json.loads(variant)
+    others = [json.loads(v) for v in variants]
+    differing = sorted(k for k in settings if any(o.get(k) != settings[k] for o in others))
+    return f"{method} [" + separator.join(f"{k}={settings[k]}" for k in differing) + "]"
 
 
 # --- across datasets --------------------------------------------------------------------------------------

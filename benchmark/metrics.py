@@ -1,8 +1,13 @@
-"""Per-cell metrics, computed with scikit-learn (``evaluate.load`` fetches code from the Hub and fails offline)."""
+"""Per-cell metrics, computed with scikit-learn (``evaluate.load`` fetches code from the Hub and fails offline), and
+`METRICS`, the one list of their names: the command line's choices, the statistics' supported metrics, the report
+columns. Importing it imports nothing heavy (scikit-learn only when a cell is scored), so the flags can use it."""
 
 from __future__ import annotations
 
-import numpy as np
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 METRICS = ("accuracy", "macro_f1", "f1_positive")
 

@@ -6,6 +6,7 @@ finish and starts nothing new, a second stops them at once.
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from collections.abc import Callable
 
@@ -115,8 +116,16 @@ def _handle(outcome: Outcome, state: GridState, on_record: OnRecord, on_one_off:
         record, trace = _failed(job, HarnessFault("the job raised outside the method")), outcome.result.traceback
     else:
         record, trace = outcome.result
-    state.finished_cell(record)
-    on_record(record, trace)
+    on_record(charged(record, state.finished_cell(record)), trace)
+
+
+def charged(record: Record, one_off_seconds: float | None) -> Record:
+    """The record with the one-off seconds its method spent in a job of their own added to its `shared_seconds`
+    (the time this run spent on one-off work, charged to this cell); the record itself as it is when nothing is
+    owed. The scheduler says what is owed to which record; this is where it is charged, once."""
+    if one_off_seconds is None:
+        return record
+    return dataclasses.replace(record, shared_seconds=(record.shared_seconds or 0.0) + one_off_seconds)
 
 
 def _failed(job: Job, error: Exception) -> Record:

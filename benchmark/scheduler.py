@@ -38,7 +38,7 @@ class GridState:
     running: dict[str, tuple[Cell, int]] = field(default_factory=dict)  # cell key -> (cell, threads)
     seconds: dict[tuple[str, str], list[float]] = field(default_factory=dict)  # (method, budget) -> cell seconds
     suspects: set[str] = field(default_factory=set)  # keys of cells whose worker died under them
-    charged: dict[tuple[str, str], float] = field(default_factory=dict)  # one-off seconds not yet on a record
+    charged: dict[tuple[str, str], float] = field(default_factory=dict)  # one-off seconds owed to a record
 
     @classmethod
     def of(cls, cells: list[Cell], has_one_off: Callable[[Cell], bool], threads: int, total: int) -> GridState:
@@ -83,18 +83,18 @@ class GridState:
         if seconds is not None:
             self.charged[key] = self.charged.get(key, 0.0) + seconds
 
-    def finished_cell(self, record) -> None:
-        """A cell's record came back. The one-off seconds its method spent in a task of their own go on the
-        method's first ok record, as when a cell does the work itself."""
+    def finished_cell(self, record) -> float | None:
+        """A cell's record came back. Returns the one-off seconds its method spent in a task of their own, owed
+        to the method's first ok record as when a cell does the work itself (None: nothing owed); the record is
+        only read: the runner charges it."""
         cell, _ = self.running.pop(record.cell)
         self.suspects.discard(cell.key)
-        if record.ok:
-            self.seconds.setdefault((cell.method.name, str(cell.budget)), []).append(
-                record.train_seconds + record.predict_seconds
-            )
-            charge = self.charged.pop(one_off_key(cell), None)
-            if charge is not None:
-                record.shared_seconds = (record.shared_seconds or 0.0) + charge
+        if not record.ok:
+            return None
+        self.seconds.setdefault((cell.method.name, str(cell.budget)), []).append(
+            record.train_seconds + record.predict_seconds
+        )
+        return self.charged.pop(one_off_key(cell), None)
 
     def lost_cell(self, cell: Cell, retried: bool = False) -> bool:
         """The worker running `cell` died. True: the cell failed (it died alone before, or the executor already

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from benchmark import stats
+from benchmark.stats import bootstrap
 from benchmark.verdicts import DIFFERS, EQUIVALENT, WORSE
 
 ALPHA = 0.05
@@ -87,7 +88,7 @@ def leaderboard_null(n_seeds: int, noise: str, experiments: int) -> dict[str, fl
         seed = int(rng.integers(2**31))
         results = stats.compare_methods(y, predictions, "accuracy", 2, alpha=ALPHA, resamples=RESAMPLES, seed=seed)
         marked["every pair"] += any(r.verdict == WORSE for r in results)
-        scores = stats._Scores.of(y, predictions, "accuracy", 2, RESAMPLES, np.random.default_rng(seed))
+        scores = bootstrap.Scores.of(y, predictions, "accuracy", 2, RESAMPLES, np.random.default_rng(seed))
         best, seeds = results[0].method, list(range(n_seeds))
         marked["k - 1 with the best"] += any(
             scores.difference(r.method, best, seeds).interval(ALPHA / 6)[1] < 0 for r in results[1:]

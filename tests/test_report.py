@@ -15,6 +15,7 @@ from benchmark import report
 from benchmark.cli import main
 from benchmark.errors import UsageError
 from benchmark.leaderboard import Labels
+from benchmark.report import plots
 from benchmark.store import RECORDS, TEST_LABELS
 
 SUMMARY_FIELDS = {
@@ -170,7 +171,7 @@ def test_learning_curves_put_all_labels_at_the_pool_and_name_it():
             records.append(r)
     analysis = report.analyse(records, "accuracy", {"f": Labels(labels, 2)})
     assert {s.shots for s in analysis.sections} == {Budget.parse("8"), Budget.parse("all")}
-    figure = report._learning_curves(analysis)
+    figure = plots._learning_curves(analysis)
     ticks = [t.get_text() for t in figure.axes[0].get_xticklabels()]
     assert ticks == ["8", "all\n(~500)"]  # 1,001 pool examples over 2 classes
 
@@ -189,8 +190,8 @@ def test_quality_against_cost_names_every_method_in_a_legend_in_its_curve_colour
     analysis = report.analyse(records, "accuracy", {"f": Labels(labels, 2)})
     colours = report.method_colors(analysis)
     assert len(set(colours.values())) == 4
-    cost_axes = report._quality_vs_cost(analysis).axes
-    curves = report._learning_curves(analysis).axes[0]
+    cost_axes = plots._quality_vs_cost(analysis).axes
+    curves = plots._learning_curves(analysis).axes[0]
     assert {line.get_label(): line.get_color() for line in curves.get_lines()} == colours
     for ax in cost_axes:
         legend = ax.get_legend()
@@ -215,11 +216,11 @@ def test_quality_against_cost_averages_only_over_datasets_where_every_method_has
     known = {f"fp-{d}": Labels(labels, 2) for d in ("d1", "d2", "d3")}
     analysis = report.analyse(records, "accuracy", known)
     (budget,) = {s.shots for s in analysis.sections}
-    points, datasets = report._cost_points(analysis, budget)
+    points, datasets = plots._cost_points(analysis, budget)
     assert datasets == ["d1", "d3"] and points["a"][0] == 30.0 and points["b"][0] == 40.0
-    assert report._quality_vs_cost(analysis).axes[0].get_title() == "8 per class · mean over 2 datasets"
+    assert plots._quality_vs_cost(analysis).axes[0].get_title() == "8 per class · mean over 2 datasets"
     only_d2 = report.analyse([r for r in records if r.dataset == "d2"] + [records[1]], "accuracy", known)
-    (title,) = [ax.get_title() for ax in report._quality_vs_cost(only_d2).axes]
+    (title,) = [ax.get_title() for ax in plots._quality_vs_cost(only_d2).axes]
     assert title == "8 per class · no dataset where every method has a result yet"
 
 

@@ -64,9 +64,7 @@ def test_one_off_work_goes_first_one_task_at_a_time_and_holds_back_its_method():
     assert (third.kind, third.cell.method.name) == (ONE_OFF, "mlm")
     grid.finished_cell(ok(full8))
     assert start(grid).cell == logreg8  # ... and logreg's cells are free to run
-    record = ok(logreg8)
-    grid.finished_cell(record)
-    assert record.shared_seconds == 3.0  # the one-off seconds go on the method's first ok record
+    assert grid.finished_cell(ok(logreg8)) == 3.0  # the one-off seconds are owed to the method's first ok record
     assert start(grid).cell == logreg64  # a held-back method does not stop the grid moving on
     grid.finished_cell(ok(logreg64))
     assert start(grid).cell == full64

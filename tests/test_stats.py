@@ -20,14 +20,12 @@ from benchmark.stats import (
     INTERVAL_TEST_ONLY,
     Difference,
     MethodStats,
-    _metric_from_weights,
-    _mixture_p,
-    _mixture_spread,
-    _Scores,
     compare_methods,
     draw_rank_diagram,
     summarize_across_datasets,
 )
+from benchmark.stats.bootstrap import Scores, _metric_from_weights
+from benchmark.stats.difference import _mixture_p, _mixture_spread
 from benchmark.verdicts import BEST, DIFFERS, EQUIVALENT, INCONCLUSIVE, WORSE, verdict
 
 ALPHA = 0.05
@@ -143,7 +141,7 @@ def test_the_intervals_are_simultaneous_over_every_pair_of_the_blocks_methods():
         for name, accuracy in (("a", 0.80), ("b", 0.78), ("c", 0.76), ("d", 0.70))
     }
     best, *others = compare_methods(y, predictions, "accuracy", 2, resamples=2000, seed=7)
-    scores = _Scores.of(y, predictions, "accuracy", 2, 2000, np.random.default_rng(7))
+    scores = Scores.of(y, predictions, "accuracy", 2, 2000, np.random.default_rng(7))
     for other in others:
         difference = scores.difference(other.method, best.method, list(range(5)))
         assert (other.delta_ci_low, other.delta_ci_high) == pytest.approx(difference.interval(ALPHA / 6))
