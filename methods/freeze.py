@@ -12,7 +12,7 @@ When every block is frozen the whole body is frozen (a pooler or final norm too)
 function, and the head trains on the run's cached pooled vectors (`Context.frozen_features`), with the same
 head, dropout, loop and batches as the token path, in seconds.
 
-Defaults: those of `benchmark.finetune.FineTune` (AdamW, 10% warm-up, weight decay 0.01, batch 16, dropout 0.1
+Defaults: those of `methods.finetune.FineTune` (AdamW, 10% warm-up, weight decay 0.01, batch 16, dropout 0.1
 on the pooled vector, the shared budget rule), except the learning rate when every block is frozen
 (``head_only_lr``, used instead of ``lr`` by ``freeze-head`` and ``freeze-<num_hidden_layers>``): 1e-2, SetFit's
 ``head_learning_rate`` for its differentiable head on a frozen sentence-transformer body (also AdamW with
@@ -30,9 +30,9 @@ import numpy as np
 from annotated_types import Ge, Gt
 
 from benchmark import modeling
-from benchmark.finetune import FineTune
 from benchmark.record import FitResult
 from benchmark.registry import register
+from methods.finetune import FineTune
 
 
 @register("freeze-head", frozen_blocks="all")

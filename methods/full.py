@@ -1,6 +1,6 @@
 """Full fine-tuning: every encoder weight and a new linear head train on the labelled sample.
 
-Defaults (see `benchmark.finetune.FineTune`): AdamW at 5e-5 with 10% linear warm-up and weight decay 0.01
+Defaults (see `methods.finetune.FineTune`): AdamW at 5e-5 with 10% linear warm-up and weight decay 0.01
 (Devlin et al. 2019; the Transformers Trainer recipe), batch 16 (the SetFit paper's fine-tuning baseline),
 dropout 0.1 on the pooled vector (BERT's head). Budget rule: epochs = clamp(ceil(100 / steps per epoch), 1, 50),
 so 8 per class gets 50 epochs of one step, 64 per class 13 epochs (104 steps), the whole pool 1 epoch (718
@@ -11,8 +11,8 @@ on GLUE. The floor binds only from ~800 labelled examples, so 8 and 64 per class
 
 from dataclasses import dataclass
 
-from benchmark.finetune import FineTune
 from benchmark.registry import register
+from methods.finetune import FineTune
 
 
 @register("full")

@@ -10,7 +10,7 @@ Defaults: r=8 and lora_alpha=16, the LoRA authors' RoBERTa-base GLUE recipe (mic
 examples/NLU/roberta_base_mnli.sh) and peft's sequence-classification example (LoRA.ipynb); lora_dropout=0.1,
 peft's example; learning rate 5e-4, the LoRA recipe's RoBERTa-base rate, 10x the 5e-5 of full fine-tuning
 (adapters start at zero and are few, so they take larger steps). Everything else (AdamW, warm-up, weight
-decay, batch, the 50-epoch cap of the budget rule) is `benchmark.finetune.FineTune`'s, so the row differs from
+decay, batch, the 50-epoch cap of the budget rule) is `methods.finetune.FineTune`'s, so the row differs from
 `full` only in what trains and in the budget rule's two floors: at least 500 optimizer steps, not 100, and at
 least 3 epochs, not 1.
 
@@ -31,8 +31,8 @@ from typing import Annotated
 from annotated_types import Ge, Gt, Lt
 
 from benchmark import modeling
-from benchmark.finetune import FineTune
 from benchmark.registry import register
+from methods.finetune import FineTune
 
 
 @register("lora", requires=("peft",))

@@ -45,9 +45,9 @@ from annotated_types import Ge, Gt, Lt
 
 from benchmark import modeling
 from benchmark.errors import UsageError
-from benchmark.finetune import FineTune
 from benchmark.record import FitResult
 from benchmark.registry import register
+from methods.finetune import FineTune
 
 if TYPE_CHECKING:
     import torch

@@ -8,8 +8,8 @@ from conftest import tiny_classifier
 from benchmark import registry, sampling
 from benchmark.budget import Budget
 from benchmark.context import Context
-from benchmark.finetune import FineTune
 from benchmark.modeling import load_body, seed_everything
+from methods.finetune import FineTune
 from methods.freeze import Freeze
 
 SHORT = {"min_steps": 3, "max_epochs": 3}

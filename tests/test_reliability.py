@@ -15,9 +15,9 @@ from conftest import ROOT
 
 from benchmark import execute, registry
 from benchmark.cli import main
-from benchmark.finetune import FineTune
 from benchmark.record import FitResult
 from benchmark.store import RunFolder
+from methods.finetune import FineTune
 
 
 def records_of(folder):

@@ -6,10 +6,11 @@ Transformers recipe against the harness's fine-tuning on identical cells), `floo
 grid did and the floor it needs at a peak), `command` (the flags, and what the command prints and writes).
 
 What it may import: the layers below it (`benchmark.modeling`, `benchmark.sampling`, `benchmark.data`,
-`benchmark.context`, `benchmark.flops`, `benchmark.cache`, `benchmark.execute`'s meter, `benchmark.finetune`,
+`benchmark.context`, `benchmark.flops`, `benchmark.cache`, `benchmark.execute`'s meter,
 `benchmark.registry`, `benchmark.store`, `benchmark.runtime`, `benchmark.console`); never the command line,
-which calls `add_arguments`. It names no method: the loop it times is the one every gradient method shares, and
-the methods whose steps it measures come from the registry. torch is imported only inside what measures.
+which calls `add_arguments`. It builds no method itself: the loop it times is the one every gradient method shares,
+the methods whose steps it measures come from the registry, and the plain recipe's counterpart is looked up
+there by name (`plain_recipe.COUNTERPART`). torch is imported only inside what measures.
 """
 
 from benchmark.speed.command import add_arguments, main, print_floor

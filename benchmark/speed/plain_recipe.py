@@ -1,7 +1,7 @@
 """``--plain-recipe PATH``: the plain Transformers recipe (``../shared/tools/plain_recipe_full_ft.py``: Trainer,
-padding to 128) against the harness's shared fine-tuning recipe (`benchmark.finetune.FineTune`, every weight
-training: full fine-tuning) on identical cells (same data, budget, seeds, epochs, learning rate and batch size):
-time and accuracy of each, one row per seed. The recipe runs in a process of its own, offline."""
+padding to 128, every weight training) against its counterpart in the registry, full fine-tuning, on identical
+cells (same data, budget, seeds, epochs, learning rate and batch size): time and accuracy of each, one row per
+seed. The recipe runs in a process of its own, offline."""
 
 from __future__ import annotations
 
@@ -17,6 +17,8 @@ from benchmark import modeling, sampling
 from benchmark.budget import Budget
 from benchmark.context import Context
 from benchmark.data import Task
+
+COUNTERPART = "full"  # the registered method that runs what the plain recipe runs: every weight trains
 
 
 def compare_with_plain_recipe(
@@ -66,11 +68,14 @@ def _run_harness(
 ) -> tuple[float, float, float]:
     """(train seconds, predict seconds, accuracy) of the shared fine-tuning recipe on `train`, for exactly
     `epochs` epochs."""
-    from benchmark.finetune import FineTune
+    from benchmark import registry
     from benchmark.metrics import classification_metrics
 
     modeling.seed_everything(seed)
-    recipe = FineTune(lr=lr, batch_size=batch_size, min_steps=0, min_epochs=epochs, max_epochs=epochs)
+    (spec,) = registry.resolve([COUNTERPART])
+    recipe = spec.build(
+        {"lr": lr, "batch_size": batch_size, "min_steps": 0, "min_epochs": epochs, "max_epochs": epochs}
+    )
     ctx = Context(spec, task.num_labels, seed)
     started = time.perf_counter()
     recipe.fit(train, ctx)

@@ -1,4 +1,5 @@
-"""The fine-tuning recipe shared by the gradient methods (`full`, `freeze`, `lora`, `mlm`).
+"""The fine-tuning recipe shared by the gradient methods (`full`, `freeze`, `lora`, `mlm`): a helper of the methods,
+not a method (it registers nothing).
 
 A subclass changes one step: which body it starts from (`load_body`) or which weights train (`prepare`).
 Everything else (tokenisation, pooling, head, optimiser, budget rule, inference) is identical, so the table
