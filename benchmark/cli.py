@@ -142,10 +142,10 @@ def _metrics() -> tuple[str, ...]:
 
 
 def _run_arguments(run: argparse.ArgumentParser) -> None:
-    from benchmark.config import DEFAULT_METHODS
+    from benchmark import registry
 
     run.set_defaults(command=cmd_run)
-    methods = ",".join(DEFAULT_METHODS)
+    methods = ",".join(registry.default_methods())
     run.add_argument("--config", type=_path, help="a TOML file: datasets, methods with overrides, budgets, seeds, "
                      "out (see configs/); the flags below override it")  # fmt: skip
     run.add_argument("--methods", help=f"comma-separated method names (default: {methods})")

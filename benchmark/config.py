@@ -16,7 +16,6 @@ from benchmark.budget import Budget
 from benchmark.errors import UsageError
 from benchmark.verdicts import LEADERBOARD_MARGIN
 
-DEFAULT_METHODS = ("logreg", "full", "freeze-head", "freeze-half", "setfit", "lora", "mlm")
 DEFAULT_BUDGETS = (Budget(8), Budget(64))
 DEFAULT_SEEDS = 3
 MAX_SEEDS = 1000
@@ -25,7 +24,7 @@ MAX_SEEDS = 1000
 @dataclass
 class RunConfig:
     datasets: list[str] = field(default_factory=lambda: ["rt-critics"])
-    methods: list[str] = field(default_factory=lambda: list(DEFAULT_METHODS))
+    methods: list[str] = field(default_factory=lambda: _default_methods())  # in the registrations' places
     settings: dict[str, dict[str, Any]] = field(default_factory=dict)  # typed overrides (a config file)
     overrides: list[str] = field(default_factory=list)  # METHOD.FIELD=VALUE from --set, applied after `settings`
     budgets: list[Budget] = field(default_factory=lambda: list(DEFAULT_BUDGETS))
@@ -56,6 +55,12 @@ class RunConfig:
         data = dataclasses.asdict(self)
         data["budgets"] = [b.to_json() for b in self.budgets]
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in data.items()}
+
+
+def _default_methods() -> list[str]:
+    from benchmark import registry
+
+    return registry.default_methods()
 
 
 CHOICES = {

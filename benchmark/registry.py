@@ -70,6 +70,7 @@ class MethodSpec:
     unavailable: str | None = None  # why the module could not be imported
     numbered: str | None = None  # int field set by the name suffix: NAME-<int>
     bf16_evidence: int | None = None  # the revision whose bf16 cells committed evidence showed equivalent to fp32
+    default: int | None = None  # its place among the methods a run without --methods runs; None: not one of them
 
     @property
     def bf16_shown_equivalent(self) -> bool:
@@ -111,6 +112,7 @@ def register(
     requires: Iterable[str] = (),
     numbered: str | None = None,
     bf16_evidence: int | None = None,
+    default: int | None = None,
     **preset: Any,
 ) -> Callable[[type], type]:
     """Class decorator: register a hyperparameter dataclass as method `name`.
@@ -121,6 +123,7 @@ def register(
     `bf16_evidence` is the revision of the method whose bf16 cells a committed run showed *equivalent* to its fp32
     cells (`compare`, docs/speed.md): only then does `--precision auto` pick bf16 for it on a CPU with native
     bf16; a later revision runs in fp32 under `auto` until its own evidence is committed.
+    `default` puts the method among those a run without --methods runs, at that place (1 runs first).
     """
 
     def decorate(cls: type) -> type:
@@ -143,6 +146,7 @@ def register(
             cls.__module__,
             numbered=numbered,
             bf16_evidence=bf16_evidence,
+            default=default,
         )
         return cls
 
@@ -181,6 +185,12 @@ def _import(module: str, load: Callable[[], Any]) -> None:
 def available() -> dict[str, MethodSpec]:
     discover()
     return dict(sorted(_methods.items()))
+
+
+def default_methods() -> list[str]:
+    """The methods a run without --methods runs, in the places their registrations declare."""
+    discover()
+    return [spec.name for spec in sorted(_methods.values(), key=lambda s: s.default or 0) if spec.default is not None]
 
 
 def unavailable_modules() -> dict[str, str]:

@@ -35,8 +35,8 @@ from benchmark.record import FitResult
 from benchmark.registry import register
 
 
-@register("freeze-head", frozen_blocks="all")
-@register("freeze-half", frozen_blocks="half")
+@register("freeze-head", default=3, frozen_blocks="all")
+@register("freeze-half", default=4, frozen_blocks="half")
 @register("freeze", numbered="frozen_blocks")
 @dataclass
 class Freeze(FineTune):

@@ -15,7 +15,7 @@ from benchmark.finetune import FineTune
 from benchmark.registry import register
 
 
-@register("full")
+@register("full", default=2)
 @dataclass
 class Full(FineTune):
     """Full fine-tuning of the encoder and a new linear head."""

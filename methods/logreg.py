@@ -18,7 +18,7 @@ from benchmark.record import FitResult
 from benchmark.registry import register
 
 
-@register("logreg")
+@register("logreg", default=1)
 @dataclass
 class LogReg:
     """Frozen encoder embeddings + scikit-learn logistic regression."""

@@ -35,7 +35,7 @@ from benchmark.finetune import FineTune
 from benchmark.registry import register
 
 
-@register("lora", requires=("peft",))
+@register("lora", requires=("peft",), default=6)
 @dataclass
 class LoRA(FineTune):
     """LoRA adapters on the frozen encoder's attention projections + a new linear head."""

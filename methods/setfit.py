@@ -56,7 +56,7 @@ from benchmark.record import FitResult
 from benchmark.registry import register
 
 
-@register("setfit", requires=("setfit",))
+@register("setfit", requires=("setfit",), default=5)
 @dataclass
 class SetFit:
     """SetFit: contrastive fine-tuning of the sentence-transformer body, then a logistic-regression head."""
