@@ -16,7 +16,6 @@ gets no more seeds.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,7 +130,7 @@ def run(config: RunConfig, run_grid: RunGrid) -> int:
     out = console.stdout()
     blocks, records, exit_code = None, {}, 0
     for number, seeds in enumerate(design.looks, 1):
-        look = run_grid(dataclasses.replace(config, seeds=seeds), blocks, False, frozenset(records))
+        look = run_grid(config.model_copy(update={"seeds": seeds}), blocks, False, frozenset(records))
         records.update({record.cell: record for record in look.records})
         exit_code = max(exit_code, look.exit_code)
         if look.stop_reason == console.WRITE_FAILED:
