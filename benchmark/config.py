@@ -11,6 +11,7 @@ mistake is one line naming the key (or flag) and the value.
 from __future__ import annotations
 
 import functools
+import secrets
 import typing
 from pathlib import Path
 from typing import Annotated, Any
@@ -129,10 +130,13 @@ class RunConfig(BaseModel):
     force: Annotated[bool, NotInFile] = False
     trust_remote_code: Annotated[bool, NotInFile] = False
     allow_overlap: Annotated[bool, NotInFile] = False  # run although test texts also occur in the train pool
+    # made with the configuration, so one per `run` command (the looks of --seeds auto share it): every record
+    # and the invocation's entry in run.json name it
+    invocation_id: Annotated[str, NotInFile] = Field(default_factory=lambda: secrets.token_hex(8))
 
     def summary(self) -> dict[str, Any]:
-        """The resolved configuration, as run.json keeps it."""
-        return self.model_dump(mode="json")
+        """The resolved configuration, as run.json keeps it (the invocation id stands beside it)."""
+        return self.model_dump(mode="json", exclude={"invocation_id"})
 
 
 FILE_KEYS = (*(name for name, f in RunConfig.model_fields.items() if NotInFile not in f.metadata), "suite")
