@@ -222,7 +222,7 @@ def _sequential(config: RunConfig, display: Display) -> Outcome:
     design = sequential.Design(*config.seeds_auto)
     blocks, records, look = None, {}, None
     for number, seeds in enumerate(design.looks, 1):
-        look = _grid(dataclasses.replace(config, seeds=seeds), display, blocks, False, frozenset(records))
+        look = _grid(config.model_copy(update={"seeds": seeds}), display, blocks, False, frozenset(records))
         never_ran = look.planned - len(look.records)  # cells of this look without a record (it was stopped)
         records.update({record.cell: record for record in look.records})
         look = dataclasses.replace(look, records=list(records.values()), planned=len(records) + never_ran)

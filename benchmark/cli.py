@@ -141,10 +141,10 @@ def _metrics() -> tuple[str, ...]:
 
 
 def _run_arguments(run: argparse.ArgumentParser) -> None:
-    from benchmark.config import DEFAULT_METHODS
+    from benchmark import config, registry
 
     run.set_defaults(command=cmd_run)
-    methods = ",".join(DEFAULT_METHODS)
+    methods = ",".join(registry.default_methods())
     run.add_argument("--config", type=_path, help="a TOML file: datasets, methods with overrides, budgets, seeds, "
                      "out (see configs/); the flags below override it")  # fmt: skip
     run.add_argument("--methods", help=f"comma-separated method names (default: {methods})")
@@ -171,24 +171,25 @@ def _run_arguments(run: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     run.add_argument("--device", help="auto (CUDA, then MPS, then CPU; the default), cpu, cuda, cuda:N, mps")
     run.add_argument(
-        "--precision", choices=["auto", "fp32", "bf16"], help="auto (the default): bf16 autocast on CUDA with "
+        "--precision", choices=config.choices("precision"), help="auto (the default): bf16 autocast on CUDA with "
         "bf16 support, fp32 elsewhere"
     )  # fmt: skip
-    run.add_argument("--threads", type=_count("--threads"), help="torch threads in all (default: all cores)")
-    run.add_argument("--jobs", type=_count("--jobs"), help="cells at once (default: one per core on CPU, 1 on GPU)")
+    run.add_argument("--threads", type=_flag("threads"), help="torch threads in all (default: all cores)")
+    run.add_argument("--jobs", type=_flag("jobs"), help="cells at once (default: one per core on CPU, 1 on GPU)")
     run.add_argument(
         "--cache-dir", type=_path, help="one-off work shared across runs: frozen features, adapted encoders "
         "(default: ~/.cache/fewshot-bench, or $FEWSHOT_BENCH_CACHE)"
     )  # fmt: skip
     run.add_argument("--no-cache", action="store_true", help="neither read nor write the cache folder")
-    run.add_argument("--executor", choices=["local", "ray"], help="local (the default): this machine's processes; "
-                     "ray: one Ray task per cell on a cluster (pip install 'fewshot-bench[ray]')")  # fmt: skip
+    run.add_argument("--executor", choices=config.choices("executor"), help="local (the default): this "
+                     "machine's processes; ray: one Ray task per cell on a cluster (pip install "
+                     "'fewshot-bench[ray]')")  # fmt: skip
     run.add_argument("--ray-address", help="with --executor ray: the cluster (default: $RAY_ADDRESS, else a local "
                      "cluster started for the run)")  # fmt: skip
-    run.add_argument("--cpus-per-cell", type=_count("--cpus-per-cell", most=1024), help="with --executor ray: "
-                     "CPUs a cell declares, also its torch threads (default: 1)")  # fmt: skip
-    run.add_argument("--gpus-per-cell", help="with --executor ray: GPUs a cell declares; fractions let cells "
-                     "share one (default: 0)")  # fmt: skip
+    run.add_argument("--cpus-per-cell", type=_flag("cpus_per_cell"), help="with --executor ray: CPUs a cell "
+                     "declares, also its torch threads (default: 1)")  # fmt: skip
+    run.add_argument("--gpus-per-cell", type=_flag("gpus_per_cell"), help="with --executor ray: GPUs a cell "
+                     "declares; fractions let cells share one (default: 0)")  # fmt: skip
     run.add_argument("--force", action="store_true", help="re-run cells that already finished in --out")
     run.add_argument("--trust-remote-code", action="store_true", help="allow a model repository's own code to run")
     run.add_argument("--allow-overlap", action="store_true", help="run even where more than 1%% of the test texts "
@@ -203,18 +204,16 @@ def _path(value: str) -> Path:
 
 
 def _margin(value: str) -> float:
-    from benchmark.config import margin
+    from benchmark.config import parse_flag
 
-    return margin(value)
+    return parse_flag("margin", value, "--margin")
 
 
-def _count(flag: str, most: int = 100_000):
-    def parse(value: str) -> int:
-        if not (value.isascii() and value.isdigit()) or not 0 < int(value) <= most:
-            raise UsageError(f"{flag}: '{value}' is not a positive whole number up to {most:,}")
-        return int(value)
+def _flag(name: str):
+    """The argparse type of a flag that sets RunConfig field `name`: its string checked as the field declares."""
+    from benchmark.config import parse_flag
 
-    return parse
+    return lambda value: parse_flag(name, value, f"--{name.replace('_', '-')}")
 
 
 def default_cache() -> Path | None:
@@ -233,7 +232,9 @@ def default_cache() -> Path | None:
 
 def run_config(args: argparse.Namespace):
     """The run's configuration: the defaults, then the --config file, then the flags given."""
-    from benchmark import config
+    from pydantic import ValidationError
+
+    from benchmark import config, schema
     from benchmark.budget import parse_budgets
 
     fields = config.read_file(args.config) if args.config else {}
@@ -247,7 +248,7 @@ def run_config(args: argparse.Namespace):
         "datasets": _names(args.dataset, "--dataset") if args.dataset is not None else None,
         "methods": _names(args.methods, "--methods") if args.methods is not None else None,
         "budgets": parse_budgets(args.shots) if args.shots is not None else None,
-        "seeds": _count("--seeds", most=config.MAX_SEEDS)(seeds) if args.seeds is not None and not sequential else None,
+        "seeds": config.parse_flag("seeds", seeds, "--seeds") if args.seeds is not None and not sequential else None,
         "margin": args.margin,
     }
     if args.suite is not None:
@@ -256,8 +257,7 @@ def run_config(args: argparse.Namespace):
         flags[name] = getattr(args, name)
     flags |= {"threads": args.threads, "jobs": args.jobs, "cache_dir": args.cache_dir}
     flags |= {"executor": args.executor, "ray_address": args.ray_address, "cpus_per_cell": args.cpus_per_cell}
-    if args.gpus_per_cell is not None:
-        flags["gpus_per_cell"] = config.gpu_share(args.gpus_per_cell)
+    flags["gpus_per_cell"] = args.gpus_per_cell
     fields |= {name: value for name, value in flags.items() if value is not None}
     if sequential:
         fields |= config.seeds_auto(seeds)
@@ -269,13 +269,17 @@ def run_config(args: argparse.Namespace):
         fields["cache_dir"] = default_cache()
     if flags["methods"] is not None:  # --methods replaces the file's methods, and their settings with them
         fields["settings"] = {k: v for k, v in fields.get("settings", {}).items() if k in flags["methods"]}
-    return config.RunConfig(
-        **fields,
-        overrides=list(args.overrides),
-        force=args.force,
-        trust_remote_code=args.trust_remote_code,
-        allow_overlap=args.allow_overlap,
-    )
+    try:
+        return config.RunConfig(
+            **fields,
+            overrides=list(args.overrides),
+            force=args.force,
+            trust_remote_code=args.trust_remote_code,
+            allow_overlap=args.allow_overlap,
+        )
+    except ValidationError as exc:  # a safety net: each flag was checked as its field (config.parse_flag) already
+        found = schema.problem(exc)
+        raise UsageError(f"--{str(found.field).replace('_', '-')}: {found.is_not}") from None
 
 
 def _names(value: str, flag: str) -> list[str]:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import flops, modeling, sampling
+from benchmark import __version__, flops, modeling, provenance, sampling
 from benchmark.cache import OneOffCache, Use
 from benchmark.context import Context, FeatureStore
 from benchmark.data import Task, load_source
@@ -135,7 +135,8 @@ def _built_flops(uses: list[Use]) -> float:
 
 
 def new_record(cell: Cell) -> Record:
-    """A cell's record before it runs: failed until the cell proves otherwise."""
+    """A cell's record before it runs: failed until the cell proves otherwise; it names what made it (the
+    invocation, the harness's version, the project's commit as this process sees it)."""
     return Record(
         cell=cell.key,
         dataset=cell.dataset,
@@ -152,6 +153,9 @@ def new_record(cell: Cell) -> Record:
         device=cell.settings.device,
         precision=cell.settings.precision,
         threads=_threads(),
+        invocation_id=cell.settings.invocation_id,
+        harness_version=__version__,
+        project_commit=provenance.head_commit(),
     )
 
 

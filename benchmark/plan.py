@@ -28,13 +28,14 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Settings:
-    """How every cell of a run executes."""
+    """How every cell of a run executes, and which invocation runs it."""
 
     model: ModelSpec
     device: str = "cpu"
     precision: str = "fp32"
     threads: int = 1  # torch threads of the process running a cell (a lone cell may be given more)
     cache_dir: Path | None = None  # one-off work shared across cells and runs; None: in memory only
+    invocation_id: str | None = None  # of the `run` command, for its records (never part of a cell's key)
 
 
 @dataclass(frozen=True, eq=False)
@@ -174,7 +175,9 @@ def build_plan(config: RunConfig) -> tuple[Plan, Path]:
         _check_no_cluster_options(config)
         resources = runtime.resolve(config.device, config.precision, config.threads, config.jobs, config.cache_dir)
     cache_dir = config.cache_dir.absolute() if config.cache_dir else None  # every worker reads the same folder
-    run_settings = Settings(model, resources.device, resources.precision, resources.threads, cache_dir)
+    run_settings = Settings(
+        model, resources.device, resources.precision, resources.threads, cache_dir, invocation_id=config.invocation_id
+    )
     precisions = {}
     if config.precision == "auto" and config.executor != "ray" and resources.device == "cpu":
         precisions = runtime.cpu_auto_precisions(specs, params)

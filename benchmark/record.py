@@ -1,27 +1,36 @@
 """The record of one cell, as written to records.jsonl, and what a method's `fit` may tell the harness.
 
-A record is written once, when its cell ends, and never edited. Schema versions:
+A record is written once, when its cell ends, and never edited. `Record` is a pydantic dataclass: its fields
+are the schema, checked when a line is read back (docs/record.schema.json is generated from it by
+``python scripts/export_schema.py``). Schema versions:
 - 1: the first layout. `params` held the values derived from the budget under ``params["resolved"]``;
   `revision` and `one_off_seconds` were added later without a version change (absent means revision 1, and
   the run's own `shared_seconds` stands in for the one-off cost).
 - 2: `resolved` is a field of its own; new are `sample` (a hash of the cell's exact train texts and labels)
   and the useful FLOPs of the cell's work (`train_flops`, `predict_flops`, `one_off_flops`); every field is
   always present.
-`Record.from_json` reads both and upgrades version 1, so every folder written before still reports.
+- 3: what made the record: `invocation_id` (the `run` command, as run.json names it), `harness_version` and
+  `project_commit`.
+`Record.from_json` reads every version and upgrades the older ones (the fields they lack are null), so every
+folder written before still reports and resumes.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Literal
 
-from benchmark.budget import Budget
-from benchmark.errors import UsageError
+from pydantic import ConfigDict, TypeAdapter, ValidationError
+from pydantic.dataclasses import dataclass as schema_dataclass
 
-SCHEMA_VERSION = 2
+from benchmark import schema
+from benchmark.schema import BudgetValue
+
+SCHEMA_VERSION = 3
 OK, FAILED = "ok", "failed"
 
 
@@ -39,8 +48,12 @@ class FitResult:
     resolved: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
+@schema_dataclass(
+    config=ConfigDict(strict=True, arbitrary_types_allowed=True, json_schema_serialization_defaults_required=True)
+)
 class Record:
+    """One line of records.jsonl: a cell of the grid as it ended (docs/records.md says what each field means)."""
+
     cell: str  # the cell key (see `benchmark.plan`)
     dataset: str
     dataset_fingerprint: str
@@ -50,14 +63,14 @@ class Record:
     revision: int  # of the method's code
     uses_unlabelled: bool
     params: dict[str, Any]  # every hyperparameter
-    shots: Budget
+    shots: BudgetValue
     seed: int
     n_test: int
     device: str
     precision: str
     threads: int
     sample: str | None = None  # hash of the train texts and labels the cell saw; None only in upgraded v1 records
-    status: str = FAILED  # until the cell proves otherwise
+    status: Literal["ok", "failed"] = FAILED  # until the cell proves otherwise
     error: dict[str, str] | None = None  # {"type", "message"} of a failed cell
     resolved: dict[str, Any] = field(default_factory=dict)
     metrics: dict[str, float] = field(default_factory=dict)
@@ -74,6 +87,9 @@ class Record:
     total_params: int | None = None
     predictions: list[int] | None = None  # test-set label ids, in test order
     finished_at: str | None = None
+    invocation_id: str | None = None  # the `run` command that wrote it, as run.json names it; None before v3
+    harness_version: str | None = None  # `benchmark.__version__`
+    project_commit: str | None = None  # the git commit of the project; None outside a checkout
     schema_version: int = SCHEMA_VERSION
 
     @property
@@ -102,22 +118,21 @@ class Record:
         if not isinstance(data, dict):
             raise RecordError("not a JSON object")
         version = data.get("schema_version")
-        if version == 1:
-            data = _upgrade_v1(data)
-        elif version != SCHEMA_VERSION:
-            raise RecordError(f"schema_version {version!r} is not one this version reads (1 or {SCHEMA_VERSION})")
-        names = {f.name for f in dataclasses.fields(cls)}
-        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in data)
+        if type(version) is not int or not 1 <= version <= SCHEMA_VERSION:
+            raise RecordError(f"schema_version {version!r} is not one this version reads (1 to {SCHEMA_VERSION})")
+        for upgrade in _UPGRADES[version - 1 :]:
+            data = upgrade(data)
+        missing = [name for name in _FIELDS if name not in data]
         if missing:
             raise RecordError(f"missing field{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-        values = {k: v for k, v in data.items() if k in names}
         try:
-            values["shots"] = Budget.of(values["shots"])
-        except UsageError as exc:
-            raise RecordError(f"shots {values['shots']!r}: not a budget") from exc
-        record = cls(**values)
-        _check_types(record)
-        return record
+            return cls(**{name: data[name] for name in _FIELDS})
+        except ValidationError as exc:
+            found = schema.problem(exc)
+            raise RecordError(f"field {found.field} has the wrong type: {found.is_not}") from None
+
+
+_FIELDS = tuple(f.name for f in dataclasses.fields(Record))
 
 
 def _upgrade_v1(data: dict) -> dict:
@@ -131,26 +146,28 @@ def _upgrade_v1(data: dict) -> dict:
         data["one_off_seconds"] = data.get("shared_seconds")
     for name in ("train_flops", "predict_flops", "one_off_flops"):
         data.setdefault(name, None)
-    data["schema_version"] = SCHEMA_VERSION
-    return data
+    return data | {"schema_version": 2}
 
 
-def _check_types(record: Record) -> None:
-    """Enough to keep a damaged line out of a table: the fields a leaderboard reads have their types."""
-    checks = {
-        "cell": isinstance(record.cell, str),
-        "method": isinstance(record.method, str),
-        "dataset": isinstance(record.dataset, str),
-        "seed": isinstance(record.seed, int) and not isinstance(record.seed, bool),
-        "status": record.status in (OK, FAILED),
-        "params": isinstance(record.params, dict),
-        "metrics": isinstance(record.metrics, dict)
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in record.metrics.values()),
-        "predictions": record.predictions is None or isinstance(record.predictions, list),
-    }
-    bad = [name for name, ok in checks.items() if not ok]
-    if bad:
-        raise RecordError(f"field {bad[0]} has the wrong type")
+def _upgrade_v2(data: dict) -> dict:
+    """Before records said what made them; their folder's run.json still says it of each invocation."""
+    return data | {"invocation_id": None, "harness_version": None, "project_commit": None, "schema_version": 3}
+
+
+_UPGRADES = (_upgrade_v1, _upgrade_v2)  # _UPGRADES[v - 1] turns a version-v record into one of version v + 1
+
+
+def json_schema() -> dict[str, Any]:
+    """The JSON Schema of a line of records.jsonl (docs/record.schema.json)."""
+    described = TypeAdapter(Record).json_schema(mode="serialization")
+    described["properties"]["schema_version"] = {"const": SCHEMA_VERSION}  # the version this schema describes
+    title = f"A record of fewshot-bench, schema version {SCHEMA_VERSION}"
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **described, "title": title}
+
+
+def json_schema_text() -> str:
+    """docs/record.schema.json as `json_schema` makes it."""
+    return json.dumps(json_schema(), indent=2) + "\n"
 
 
 def sample_hash(texts: list[str], labels) -> str:

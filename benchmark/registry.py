@@ -8,24 +8,28 @@ discovery stays fast.
 A method states the values each hyperparameter may take next to the field, with `annotated_types` markers
 (``lr: Annotated[float, Gt(0)] = 5e-5``), and may add a ``check(self, model)`` for rules that span fields or
 depend on the model; `check_params` applies both when the plan is built, so a value the method cannot use
-is a one-line error before anything runs. Float values must always be finite.
+is a one-line error before anything runs. Float values must always be finite. The method stays a plain
+dataclass: pydantic reads its annotations here (`benchmark.schema` words the errors).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
+import functools
 import importlib
 import importlib.metadata
 import importlib.util
-import math
 import pkgutil
-import types
 import typing
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Protocol
+from typing import Any, Protocol
 
+from pydantic import ConfigDict, PydanticUserError, TypeAdapter, ValidationError
+
+from benchmark import schema
 from benchmark.errors import UsageError
 from benchmark.record import FitResult
 
@@ -70,6 +74,7 @@ class MethodSpec:
     unavailable: str | None = None  # why the module could not be imported
     numbered: str | None = None  # int field set by the name suffix: NAME-<int>
     bf16_evidence: int | None = None  # the revision whose bf16 cells committed evidence showed equivalent to fp32
+    default: int | None = None  # its place among the methods a run without --methods runs; None: not one of them
 
     @property
     def bf16_shown_equivalent(self) -> bool:
@@ -119,6 +124,7 @@ def register(
     requires: Iterable[str] = (),
     numbered: str | None = None,
     bf16_evidence: int | None = None,
+    default: int | None = None,
     **preset: Any,
 ) -> Callable[[type], type]:
     """Class decorator: register a hyperparameter dataclass as method `name`.
@@ -131,6 +137,7 @@ def register(
     `bf16_evidence` is the revision of the method whose bf16 cells a committed run showed *equivalent* to its fp32
     cells (`compare`, docs/speed.md): only then does `--precision auto` pick bf16 for it on a CPU with native
     bf16; a later revision runs in fp32 under `auto` until its own evidence is committed.
+    `default` puts the method among those a run without --methods runs, at that place (1 runs first).
     """
 
     def decorate(cls: type) -> type:
@@ -153,6 +160,7 @@ def register(
             cls.__module__,
             numbered=numbered,
             bf16_evidence=bf16_evidence,
+            default=default,
         )
         return cls
 
@@ -191,6 +199,12 @@ def _import(module: str, load: Callable[[], Any]) -> None:
 def available() -> dict[str, MethodSpec]:
     discover()
     return dict(sorted(_methods.items()))
+
+
+def default_methods() -> list[str]:
+    """The methods a run without --methods runs, in the places their registrations declare."""
+    discover()
+    return [spec.name for spec in sorted(_methods.values(), key=lambda s: s.default or 0) if spec.default is not None]
 
 
 def unavailable_modules() -> dict[str, str]:
@@ -232,7 +246,8 @@ def _numbered(name: str, methods: dict[str, MethodSpec]) -> MethodSpec | None:
 
 
 def parse_overrides(assignments: Iterable[str], specs: list[MethodSpec]) -> dict[str, dict[str, Any]]:
-    """['full.lr=1e-4', ...] -> {'full': {'lr': 0.0001}}, type-checked against the method's dataclass fields."""
+    """['full.lr=1e-4', ...] -> {'full': {'lr': 0.0001}}: each string parsed as its field's type ('none' is None
+    where the field allows it); the bounds are `check_params`'s, with every other value."""
     by_name = {spec.name: spec for spec in specs}
     overrides: dict[str, dict[str, Any]] = {}
     for assignment in assignments:
@@ -245,49 +260,90 @@ def parse_overrides(assignments: Iterable[str], specs: list[MethodSpec]) -> dict
         spec = by_name[method]
         if spec.cls is None:
             continue  # the method's module is unavailable; its cells fail anyway
-        hints = typing.get_type_hints(spec.cls)
-        fields = [f.name for f in dataclasses.fields(spec.cls)]
-        if field_name not in fields:
-            raise UsageError(
-                f"--set: '{method}' has no hyperparameter '{field_name}' (has: {', '.join(fields)})"
-                + _suggest(field_name, fields)
-            )
         try:
-            value = coerce(raw.strip(), hints[field_name])
-        except ValueError as exc:
-            raise UsageError(f"--set {method}.{field_name}: {exc}") from None
+            value = _parse(_field_schema(spec, field_name, "--set").parse, raw.strip())
+        except ValidationError as exc:
+            raise UsageError(f"--set {method}.{field_name}: {schema.problem(exc).is_not}") from None
         overrides.setdefault(method, {})[field_name] = value
     return overrides
 
 
+def _parse(adapter: TypeAdapter, raw: str) -> Any:
+    """A --set string as its field's type; 'none' (or 'null') is None where the type allows None."""
+    if raw.lower() in ("none", "null"):
+        with contextlib.suppress(ValidationError):
+            return adapter.validate_python(None)
+    return adapter.validate_strings(raw)
+
+
 def typed_overrides(settings: dict[str, dict[str, Any]], specs: list[MethodSpec]) -> dict[str, dict[str, Any]]:
-    """A configuration file's {method: {field: value}}, the values already typed (TOML): names checked here,
-    values by `check_params`."""
+    """A configuration file's {method: {field: value}}, the values already typed (TOML), each checked against
+    its field: an int given for a float field becomes that float (10 and 10.0 must make the same cell key)."""
     by_name = {spec.name: spec for spec in specs}
+    typed: dict[str, dict[str, Any]] = {}
     for method, values in settings.items():
         spec = by_name.get(method)
         if spec is None:
             raise UsageError(f"--config: settings for '{method}', which is not among the methods")
-        fields = [f.name for f in dataclasses.fields(spec.cls)] if spec.cls else list(values)
-        for name in values:
-            if name not in fields:
-                raise UsageError(
-                    f"--config: '{method}' has no hyperparameter '{name}' (has: {', '.join(fields)})"
-                    + _suggest(name, fields)
-                )
-    typed = {}
-    for method, values in settings.items():
-        cls = by_name[method].cls
-        hints = typing.get_type_hints(cls) if cls else {}
-        typed[method] = {name: _as_declared(value, hints.get(name)) for name, value in values.items()}
+        if spec.cls is not None:
+            values = {name: _checked(spec, name, value, "--config: ") for name, value in values.items()}
+        typed[method] = dict(values)
     return typed
 
 
-def _as_declared(value: Any, annotation: Any) -> Any:
-    """An int given for a float field is that float (10 and 10.0 must make the same cell key)."""
-    members = typing.get_args(annotation) if typing.get_origin(annotation) in (typing.Union, types.UnionType) else ()
-    floats = annotation is float or (float in members and int not in members)
-    return float(value) if floats and isinstance(value, int) and not isinstance(value, bool) else value
+def check_params(spec: MethodSpec, params: dict[str, Any], model, overridden: Iterable[str] = ()) -> None:
+    """UsageError (one line) unless every value is one the method can use: each field's type and declared bounds,
+    finite floats, then the method's own ``check(model)``. `overridden` names the fields the user set with --set."""
+    if spec.cls is None:
+        return
+    overridden = set(overridden)
+    for name, value in params.items():
+        _checked(spec, name, value, "--set " if name in overridden else "")
+    check = getattr(spec.cls, "check", None)
+    if check is not None:
+        try:
+            check(spec.cls(**params), model)
+        except ValueError as exc:
+            raise UsageError(f"{spec.name}: {exc}") from None
+
+
+def _checked(spec: MethodSpec, name: str, value: Any, where: str) -> Any:
+    """`value` as field `name` declares it; UsageError naming the field and the value otherwise."""
+    try:
+        return _field_schema(spec, name, where.rstrip(": ")).check.validate_python(value)
+    except ValidationError as exc:
+        raise UsageError(f"{where}{spec.name}.{name}={value!r}: {schema.problem(exc).expected}") from None
+
+
+@dataclass(frozen=True)
+class _FieldSchema:
+    parse: TypeAdapter  # a --set string as the field's type, bounds left out (checked with every other value)
+    check: TypeAdapter  # a typed value: its type exactly (an int stands for a float), bounds, finite floats
+
+
+_PARSE = ConfigDict(arbitrary_types_allowed=True)
+_CHECK = ConfigDict(strict=True, allow_inf_nan=False, arbitrary_types_allowed=True)
+
+
+def _field_schema(spec: MethodSpec, name: str, where: str) -> _FieldSchema:
+    fields = _schemas(spec.cls)
+    if name not in fields:
+        raise UsageError(
+            f"{where}: '{spec.name}' has no hyperparameter '{name}' (has: {', '.join(fields)})"
+            + _suggest(name, list(fields))
+        )
+    return fields[name]
+
+
+@functools.cache
+def _schemas(cls: type) -> dict[str, _FieldSchema]:
+    """Each field of a method's dataclass, in order, as pydantic reads its annotation (annotated_types bounds
+    included): the method itself stays a plain dataclass."""
+    plain, full = typing.get_type_hints(cls), typing.get_type_hints(cls, include_extras=True)
+    return {
+        f.name: _FieldSchema(TypeAdapter(plain[f.name], config=_PARSE), TypeAdapter(full[f.name], config=_CHECK))
+        for f in dataclasses.fields(cls)
+    }
 
 
 def _suggest(name: str, options: list[str]) -> str:
@@ -297,121 +353,19 @@ def _suggest(name: str, options: list[str]) -> str:
     return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
 
 
-def coerce(raw: str, annotation: Any) -> Any:
-    """Parse a command-line string as `annotation` (int, float, bool, str, Literal, unions, Optional)."""
-    origin = typing.get_origin(annotation)
-    if origin is Annotated:
-        return coerce(raw, typing.get_args(annotation)[0])
-    if origin is Literal:
-        for choice in typing.get_args(annotation):
-            if str(choice) == raw:
-                return choice
-        raise ValueError(f"'{raw}' is not one of {', '.join(map(str, typing.get_args(annotation)))}")
-    if origin in (typing.Union, types.UnionType):
-        members = typing.get_args(annotation)
-        if raw.lower() in ("none", "null") and type(None) in members:
-            return None
-        errors = []
-        for member in (m for m in members if m is not type(None)):
-            try:
-                return coerce(raw, member)
-            except ValueError as exc:
-                errors.append(str(exc))
-        raise ValueError("; ".join(errors))
-    if annotation is bool:
-        if raw.lower() in ("true", "1", "yes", "on"):
-            return True
-        if raw.lower() in ("false", "0", "no", "off"):
-            return False
-        raise ValueError(f"'{raw}' is not a boolean (true/false)")
-    if annotation in (int, float) and not raw.isascii():
-        raise ValueError(f"'{raw}' is not a number written in ASCII digits")
-    if annotation is int:
-        try:
-            return int(raw)
-        except ValueError:
-            raise ValueError(f"'{raw}' is not an integer") from None
-    if annotation is float:
-        try:
-            return float(raw)
-        except ValueError:
-            raise ValueError(f"'{raw}' is not a number") from None
-    if annotation is str:
-        return raw
-    raise ValueError(f"hyperparameters of type {annotation} cannot be set from the command line")
-
-
-def check_params(spec: MethodSpec, params: dict[str, Any], model, overridden: Iterable[str] = ()) -> None:
-    """UsageError (one line) unless every value is one the method can use: each field's declared bounds, finite
-    floats, then the method's own ``check(model)``. `overridden` names the fields the user set with --set."""
-    if spec.cls is None:
-        return
-    hints = typing.get_type_hints(spec.cls, include_extras=True)
-    overridden = set(overridden)
-    for name, value in params.items():
-        problem = violation(value, hints[name])
-        if problem:
-            where = "--set " if name in overridden else ""
-            raise UsageError(f"{where}{spec.name}.{name}={value!r}: {problem}")
-    check = getattr(spec.cls, "check", None)
-    if check is not None:
-        try:
-            check(spec.cls(**params), model)
-        except ValueError as exc:
-            raise UsageError(f"{spec.name}: {exc}") from None
-
-
-def violation(value: Any, annotation: Any) -> str | None:
-    """Why `value` breaks `annotation` (type, finiteness, annotated_types bounds), or None if it does not."""
-    origin = typing.get_origin(annotation)
-    if origin in (typing.Union, types.UnionType):
-        problems = [violation(value, member) for member in typing.get_args(annotation)]
-        return None if any(p is None for p in problems) else next(p for p in problems if p)
-    if origin is Literal:
-        choices = typing.get_args(annotation)
-        return None if value in choices else f"expected one of {', '.join(map(repr, choices))}"
-    bounds: tuple = ()
-    if origin is Annotated:
-        annotation, *bounds = typing.get_args(annotation)
-    if annotation is type(None):
-        return None if value is None else "expected none"
-    if annotation in (bool, str) and not isinstance(value, annotation):
-        return f"expected {'true or false' if annotation is bool else 'a string'}"
-    if annotation in (int, float):
-        if isinstance(value, bool) or not isinstance(value, annotation if annotation is int else (int, float)):
-            return f"expected {'an integer' if annotation is int else 'a number'}"
-        if not math.isfinite(value):
-            return "must be a finite number"
-    for bound in bounds:
-        problem = _outside(value, bound)
-        if problem:
-            return problem
-    return None
-
-
-_BOUNDS = (("gt", ">", lambda v, b: v > b), ("ge", ">=", lambda v, b: v >= b), ("lt", "<", lambda v, b: v < b))
-
-
-def _outside(value: Any, bound: Any) -> str | None:
-    for attribute, symbol, holds in (*_BOUNDS, ("le", "<=", lambda v, b: v <= b)):
-        limit = getattr(bound, attribute, None)
-        if limit is not None and not holds(value, limit):
-            return f"must be {symbol} {limit}"
-    return None
+_SYMBOLS = {"exclusiveMinimum": ">", "minimum": ">=", "exclusiveMaximum": "<", "maximum": "<="}
 
 
 def describe(annotation: Any) -> str:
-    """The bounds of a field for `list`, e.g. '>0', '>=0,<1', or ''."""
-    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
-        return " or ".join(filter(None, (describe(member) for member in typing.get_args(annotation))))
-    if typing.get_origin(annotation) is not Annotated:
+    """The bounds of a field for `list`, as its JSON schema states them: '>0', '>=0,<1', or ''."""
+    try:
+        described = TypeAdapter(annotation, config=_PARSE).json_schema()
+    except PydanticUserError:  # a type JSON has no schema for (a plugin's own class): no bounds to state
         return ""
-    parts = []
-    for bound in typing.get_args(annotation)[1:]:
-        for attribute, symbol, _ in (*_BOUNDS, ("le", "<=", None)):
-            if getattr(bound, attribute, None) is not None:
-                parts.append(f"{symbol}{getattr(bound, attribute)}")
-    return ",".join(parts)
+    return " or ".join(
+        filter(None, (",".join(f"{symbol}{part[key]}" for key, symbol in _SYMBOLS.items() if key in part)
+                      for part in described.get("anyOf", [described])))
+    )  # fmt: skip
 
 
 def _field_default(f: dataclasses.Field) -> Any:

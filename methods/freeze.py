@@ -35,8 +35,8 @@ from benchmark.registry import register
 from methods.finetune import FineTune
 
 
-@register("freeze-head", frozen_blocks="all", bf16_evidence=1)
-@register("freeze-half", frozen_blocks="half", bf16_evidence=1)
+@register("freeze-head", default=3, frozen_blocks="all", bf16_evidence=1)
+@register("freeze-half", default=4, frozen_blocks="half", bf16_evidence=1)
 @register("freeze", numbered="frozen_blocks")
 @dataclass
 class Freeze(FineTune):

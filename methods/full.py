@@ -15,7 +15,7 @@ from benchmark.registry import register
 from methods.finetune import FineTune
 
 
-@register("full", bf16_evidence=1)
+@register("full", default=2, bf16_evidence=1)
 @dataclass
 class Full(FineTune):
     """Full fine-tuning of the encoder and a new linear head."""

@@ -18,7 +18,7 @@ from benchmark.record import FitResult
 from benchmark.registry import register
 
 
-@register("logreg", requires=("sklearn.linear_model",))
+@register("logreg", default=1, requires=("sklearn.linear_model",))
 @dataclass
 class LogReg:
     """Frozen encoder embeddings + scikit-learn logistic regression."""

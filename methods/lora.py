@@ -35,7 +35,7 @@ from benchmark.registry import register
 from methods.finetune import FineTune
 
 
-@register("lora", requires=("peft",), bf16_evidence=2)
+@register("lora", requires=("peft",), default=6, bf16_evidence=2)
 @dataclass
 class LoRA(FineTune):
     """LoRA adapters on the frozen encoder's attention projections + a new linear head."""

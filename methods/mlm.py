@@ -56,7 +56,7 @@ FORMAT = 1  # bump when the training recipe changes, so cached encoders from the
 FACTS = "mlm.json"
 
 
-@register("mlm", uses_unlabelled=True, numbered="mlm_epochs", bf16_evidence=1)
+@register("mlm", uses_unlabelled=True, numbered="mlm_epochs", default=7, bf16_evidence=1)
 @dataclass
 class Mlm(FineTune):
     """Masked-LM training on the unlabelled train pool (TAPT; mlm-N: N epochs), then full fine-tuning."""

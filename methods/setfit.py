@@ -56,7 +56,7 @@ from benchmark.record import FitResult
 from benchmark.registry import register
 
 
-@register("setfit", requires=("setfit", "sklearn.linear_model"), bf16_evidence=1)
+@register("setfit", requires=("setfit", "sklearn.linear_model"), default=5, bf16_evidence=1)
 @dataclass
 class SetFit:
     """SetFit: contrastive fine-tuning of the sentence-transformer body, then a logistic-regression head."""

@@ -30,7 +30,8 @@ def config(tmp_path, tiny_csv, tiny_model):
     "text, message",
     [
         ("colour = 'red'\n", "unknown key 'colour'"),
-        ("seeds = 'five'\n", "seeds: expected a positive whole number"),
+        ("seeds = 'five'\n", "seeds: 'five' is not a positive whole number up to 1,000"),
+        ("seeds = 5000\n", "seeds: 5000 is not a positive whole number up to 1,000"),
         ("budgets = [8, 8]\n", "each budget once"),
         ("budgets = [0]\n", "not a positive number"),
         ("metric = 'auc'\n", "'auc' is not one of"),

@@ -218,3 +218,15 @@ def test_every_registered_methods_defaults_pass_their_own_checks(tiny_spec):
 def test_numbers_must_be_written_in_ascii_digits(bounded):
     with pytest.raises(UsageError, match="ASCII digits"):
         registry.parse_overrides(["bounded.epochs=٣"], [bounded])
+
+
+def test_run_json_names_the_versions_of_what_registered_methods_require(scratch):
+    from benchmark import provenance
+
+    @scratch("needs-yaml", requires=("yaml",))  # a module whose distribution has another name: PyYAML
+    @dataclass
+    class NeedsYaml:
+        pass
+
+    versions = provenance.package_versions()
+    assert {"torch", "setfit", "peft", "PyYAML"} <= set(versions) and versions["PyYAML"]

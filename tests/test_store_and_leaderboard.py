@@ -45,6 +45,9 @@ def record_json(method, seed, score, shots=8, status="ok", params=None, **extra)
         "threads": 1,
         "predictions": [0] * 10,
         "finished_at": "2026-11-30T00:00:00+00:00",
+        "invocation_id": "0123456789abcdef",
+        "harness_version": "0.2.0",
+        "project_commit": None,
         **extra,
     }
 
