@@ -6,8 +6,8 @@ The Python API (docs/api.md): `run` a grid from a `RunConfig` and get its `Outco
 from benchmark.api import load, run, write_reports
 from benchmark.budget import Budget
 from benchmark.checks import check_method
-from benchmark.config import RunConfig
 from benchmark.errors import UsageError
+from benchmark.grid.config import RunConfig
 from benchmark.outcome import Outcome
 from benchmark.record import FitResult, Record
 from benchmark.registry import register

@@ -20,9 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark.config import RunConfig
 from benchmark.display import Display, GridDisplay
 from benchmark.errors import Terminated, UsageError
+from benchmark.grid.config import RunConfig
 from benchmark.outcome import INTERRUPTED, TERMINATED, WRITE_FAILED, Outcome
 
 
@@ -38,7 +38,7 @@ def load(folder: str | Path, metric: str | None = None, margin: float | None = N
     """A run folder as it stands: its newest record of each cell and its leaderboards, in the run's metric (or
     `metric`) and margin (or `margin`); nothing is written. UsageError if `folder` holds no records."""
     from benchmark import report
-    from benchmark.store import RECORDS, read_records, read_run_info
+    from benchmark.grid.store import RECORDS, read_records, read_run_info
 
     folder, display = Path(folder), display or Display()
     if not (folder / RECORDS).is_file():
@@ -54,7 +54,7 @@ def load(folder: str | Path, metric: str | None = None, margin: float | None = N
 def write_reports(outcome: Outcome, display: Display | None = None) -> Outcome:
     """Show `outcome`'s leaderboards and write every report into its folder (the `report` command)."""
     from benchmark import report
-    from benchmark.store import read_run_info
+    from benchmark.grid.store import read_run_info
 
     display = display or Display()
     for line in outcome.analysis.notes:  # records the tables could not use as they are (a NaN score, bad predictions)
@@ -74,9 +74,9 @@ def write_reports(outcome: Outcome, display: Display | None = None) -> Outcome:
 def _grid(config: RunConfig, display: Display, blocks=None, reports: bool = True, already=frozenset()) -> Outcome:
     """The configuration's grid, or only its (dataset, budget) `blocks`, skipping the cells in `already` (run
     earlier by the same call) even with `force`."""
-    from benchmark import provenance
-    from benchmark.plan import build_plan
-    from benchmark.store import RunFolder, read_records
+    from benchmark.grid import provenance
+    from benchmark.grid.plan import build_plan
+    from benchmark.grid.store import RunFolder, read_records
 
     plan, out = build_plan(config)
     if blocks is not None:
@@ -145,7 +145,7 @@ class _CannotWrite(Exception):
 def _drive(plan, cells: list, folder, config: RunConfig, display: Display) -> tuple[str | None, list[dict]]:
     """Run the pending cells, appending each record as it finishes. Returns why the grid stopped early, if it did,
     and the one-off work done as jobs of their own: {"method", "dataset", "seconds", "threads"} each, for run.json."""
-    from benchmark.runner import StopRequest, run_grid
+    from benchmark.grid.runner import StopRequest, run_grid
 
     if not cells:  # nothing to run: no workers to start (they take seconds to import torch)
         return None, []
@@ -201,10 +201,10 @@ def _one_off_log(one_offs: list[dict], shown: GridDisplay):
 
 def make_executor(plan, config: RunConfig):
     """Where the cells run: this process, worker processes, or a Ray cluster."""
-    from benchmark.executors import InProcess, LocalProcesses
+    from benchmark.grid.executors import InProcess, LocalProcesses
 
     if config.executor == "ray":
-        from benchmark.ray_executor import RayCluster
+        from benchmark.grid.ray_executor import RayCluster
 
         return RayCluster(config.ray_address, config.cpus_per_cell, config.gpus_per_cell)
     return InProcess() if plan.jobs == 1 else LocalProcesses(plan.jobs)
@@ -214,10 +214,11 @@ def make_executor(plan, config: RunConfig):
 
 
 def _sequential(config: RunConfig, display: Display) -> Outcome:
-    """The looks of ``config.seeds_auto`` (benchmark/sequential.py): each look runs the blocks still open at its
+    """The looks of ``config.seeds_auto`` (benchmark/grid/sequential.py): each look runs the blocks still open at its
     seed count, resuming what finished and never re-running a cell an earlier look ran (--force re-runs each cell
     once); the reports are written once, at the end, over every look's cells."""
-    from benchmark import report, sequential
+    from benchmark import report
+    from benchmark.grid import sequential
 
     design = sequential.Design(*config.seeds_auto)
     blocks, records, look = None, {}, None

@@ -38,11 +38,13 @@ def check_method(
     """Run method `name` (registered: a file in methods/, an entry point, or `benchmark.register`) through one
     cell and check the contract (module docstring). `model`: an encoder folder or name (default: a tiny random
     BERT); `overrides`: hyperparameters for this check (e.g. fewer epochs). Returns the first run's record."""
-    from benchmark import execute, registry
+    from benchmark import registry
     from benchmark.budget import Budget
-    from benchmark.data import DatasetSource, load_source
+    from benchmark.data.load import load_source
+    from benchmark.data.tasks import DatasetSource
+    from benchmark.grid import execute
+    from benchmark.grid.plan import Plan, Settings
     from benchmark.modeling import resolve_model
-    from benchmark.plan import Plan, Settings
     from benchmark.testing import build_tiny_model, synthetic_rows, write_csv
 
     registry.discover()
@@ -80,7 +82,7 @@ def check_method(
 
 
 def _run(cell, name: str) -> Record:
-    from benchmark import execute
+    from benchmark.grid import execute
 
     execute.forget()  # as a fresh worker process: nothing kept from an earlier cell
     record, trace = execute.run_cell(cell)

@@ -141,7 +141,8 @@ def _metrics() -> tuple[str, ...]:
 
 
 def _run_arguments(run: argparse.ArgumentParser) -> None:
-    from benchmark import config, registry
+    from benchmark import registry
+    from benchmark.grid import config
 
     run.set_defaults(command=cmd_run)
     methods = ",".join(registry.default_methods())
@@ -204,14 +205,14 @@ def _path(value: str) -> Path:
 
 
 def _margin(value: str) -> float:
-    from benchmark.config import parse_flag
+    from benchmark.grid.config import parse_flag
 
     return parse_flag("margin", value, "--margin")
 
 
 def _flag(name: str):
     """The argparse type of a flag that sets RunConfig field `name`: its string checked as the field declares."""
-    from benchmark.config import parse_flag
+    from benchmark.grid.config import parse_flag
 
     return lambda value: parse_flag(name, value, f"--{name.replace('_', '-')}")
 
@@ -234,8 +235,9 @@ def run_config(args: argparse.Namespace):
     """The run's configuration: the defaults, then the --config file, then the flags given."""
     from pydantic import ValidationError
 
-    from benchmark import config, schema
+    from benchmark import schema
     from benchmark.budget import parse_budgets
+    from benchmark.grid import config
 
     fields = config.read_file(args.config) if args.config else {}
     seeds = (args.seeds or "").strip()

@@ -218,8 +218,8 @@ def main(args) -> int:
     """0 when every row is equivalent; 1 when any differs or is inconclusive, or nothing could be compared;
     2 (a UsageError) for a mistake in what was asked."""
     from benchmark import console
+    from benchmark.grid.store import RECORDS, read_test_labels
     from benchmark.leaderboard import Labels
-    from benchmark.store import RECORDS, read_test_labels
 
     if args.metric not in METRICS:
         raise UsageError(f"--metric: choose one of {', '.join(METRICS)}, not {args.metric!r}")
@@ -269,7 +269,7 @@ def _read(folder: Path, name: str) -> list[Record]:
     """A folder's newest record of each cell, its unreadable lines named on stderr (as `report` does); a folder
     without records.jsonl, or one that cannot be read, is a one-line error."""
     from benchmark import console
-    from benchmark.store import RECORDS, read_records
+    from benchmark.grid.store import RECORDS, read_records
 
     path = folder / RECORDS
     if not path.is_file():

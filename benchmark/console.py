@@ -254,9 +254,9 @@ def print_listing() -> None:
 
 def print_datasets(console) -> None:
     """The embedded suite as its packages state it, with the sizes its loaders produce (loaded now)."""
-    from benchmark.embedded import DEFAULT, EMBEDDED
+    from benchmark.data.embedded import DEFAULT, EMBEDDED
+    from benchmark.data.sampling import smallest_class
     from benchmark.errors import UsageError
-    from benchmark.sampling import smallest_class
 
     for name, dataset in EMBEDDED.items():
         console.print(styled(f"  {name}", "bold", " (default)" if name == DEFAULT else ""), end="")

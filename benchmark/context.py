@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from benchmark.cache import OneOffCache, Use
+from benchmark.grid.cache import OneOffCache, Use
 from benchmark.modeling import ModelSpec, Placement, Tokens, embed, load_body, load_tokenizer
 
 T = TypeVar("T")

@@ -54,7 +54,7 @@ class FitResult:
 class Record:
     """One line of records.jsonl: a cell of the grid as it ended (docs/records.md says what each field means)."""
 
-    cell: str  # the cell key (see `benchmark.plan`)
+    cell: str  # the cell key (see `benchmark.grid.plan`)
     dataset: str
     dataset_fingerprint: str
     model: str

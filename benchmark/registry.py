@@ -41,7 +41,7 @@ class Method(Protocol):
     records and the one-off cache; a method owns only how it learns."""
 
     def fit(self, train, ctx) -> FitResult | None:
-        """Learn from the labelled sample (`benchmark.data.Split`); `ctx` is a `benchmark.context.Context`.
+        """Learn from the labelled sample (`benchmark.data.tasks.Split`); `ctx` is a `benchmark.context.Context`.
         May return a `benchmark.record.FitResult` (parameter counts, values derived from the budget)."""
 
     def predict(self, texts: list[str]):

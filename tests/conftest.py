@@ -47,7 +47,7 @@ def tiny_csv(tmp_path) -> Path:
 
 @pytest.fixture()
 def tiny_task(tiny_csv):
-    from benchmark.data import load_task
+    from benchmark.data.load import load_task
 
     return load_task(str(tiny_csv))
 
@@ -81,15 +81,15 @@ def one_job_unless_asked(monkeypatch):
     """In-process runs use one job unless a test passes --jobs: on a multi-core machine the default would start
     worker processes (seconds of start-up each) for a tiny grid. Tests of the default itself import
     `default_jobs` at module level, before this patch."""
-    import benchmark.runtime
+    import benchmark.grid.runtime
 
-    monkeypatch.setattr(benchmark.runtime, "default_jobs", lambda requested, *rest: requested or 1)
+    monkeypatch.setattr(benchmark.grid.runtime, "default_jobs", lambda requested, *rest: requested or 1)
 
 
 @pytest.fixture(autouse=True)
 def _fresh_process_state():
     """Each test starts as a new process would: no features or one-off artifacts kept in memory."""
-    from benchmark import execute
+    from benchmark.grid import execute
 
     execute.forget()
     yield
@@ -100,8 +100,9 @@ def plan_of(data_file, spec, methods, overrides=None, budgets=(4,), seeds=(0,), 
     """A plan on a local data file: `methods` are names or {name: MethodSpec}."""
     from benchmark import registry
     from benchmark.budget import Budget
-    from benchmark.data import DatasetSource, load_source
-    from benchmark.plan import Plan, Settings
+    from benchmark.data.load import load_source
+    from benchmark.data.tasks import DatasetSource
+    from benchmark.grid.plan import Plan, Settings
 
     source = DatasetSource.of(str(data_file))
     specs = methods if isinstance(methods, dict) else {n: registry.resolve([n])[0] for n in methods}

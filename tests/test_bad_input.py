@@ -13,11 +13,12 @@ import pandas as pd
 import pytest
 from conftest import ROOT, synthetic_rows, write_csv
 
-from benchmark import execute, registry
+from benchmark import registry
 from benchmark.cli import main
-from benchmark.data import load_task
+from benchmark.data.load import load_task
+from benchmark.grid import execute
+from benchmark.grid.store import RunFolder
 from benchmark.record import FitResult
-from benchmark.store import RunFolder
 
 
 def run(args, capsys):
@@ -135,7 +136,7 @@ def test_a_quoted_tilde_means_home_for_every_path(tiny_csv, tiny_model, capsys, 
 
 
 def test_a_killed_run_leaves_no_lock_in_the_way_and_the_next_run_says_what_it_found(tmp_path):
-    code = "import os, sys; from benchmark.store import RunFolder; RunFolder(sys.argv[1]).__enter__(); os._exit(9)"
+    code = "import os, sys; from benchmark.grid.store import RunFolder; RunFolder(sys.argv[1]).__enter__(); os._exit(9)"
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "run")], cwd=ROOT, check=False)
     with RunFolder(tmp_path / "run") as folder:
         assert any("ended without releasing" in note for note in folder.notes)
@@ -243,8 +244,8 @@ def test_a_grid_whose_output_reader_leaves_still_finishes_and_writes_its_folder(
 def test_long_work_reports_what_is_running_and_how_far_it_got(tiny_csv, tiny_spec, tmp_path):
     from conftest import plan_of
 
-    from benchmark.execute import ONE_OFF, Job
-    from benchmark.executors import InProcess
+    from benchmark.grid.execute import ONE_OFF, Job
+    from benchmark.grid.executors import InProcess
 
     plan = plan_of(tiny_csv, tiny_spec, ["logreg"], cache_dir=tmp_path / "cache")
     seen = []

@@ -12,8 +12,8 @@ import pytest
 from benchmark import registry
 from benchmark.budget import Budget
 from benchmark.compare import EQUIVALENT, compare
+from benchmark.grid.store import read_records, read_test_labels
 from benchmark.leaderboard import Labels
-from benchmark.store import read_records, read_test_labels
 
 ROOT = Path(__file__).resolve().parent.parent
 FP32, BF16 = ROOT / "results" / "embedded-suite", ROOT / "results" / "bf16-evidence"

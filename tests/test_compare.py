@@ -8,8 +8,8 @@ import pytest
 from test_store_and_leaderboard import record_json
 
 from benchmark.cli import main
+from benchmark.grid.store import RECORDS, TEST_LABELS
 from benchmark.metrics import classification_metrics
-from benchmark.store import RECORDS, TEST_LABELS
 
 N_TEST = 300
 Y_TRUE = np.random.default_rng(0).integers(0, 2, N_TEST)

@@ -6,7 +6,7 @@ import pytest
 from conftest import ROOT, synthetic_rows, write_csv
 
 from benchmark.cli import main
-from benchmark.config import read_file
+from benchmark.grid.config import read_file
 
 
 def test_the_example_config_names_the_suite_every_method_both_budgets_and_five_seeds():

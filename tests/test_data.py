@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 from conftest import synthetic_rows, write_csv
 
-from benchmark.data import Split, hash_split, load_task
+from benchmark.data.load import load_task
+from benchmark.data.tasks import Split, hash_split
 from benchmark.errors import UsageError
 
 ROWS = synthetic_rows(20, seed=0)

@@ -11,8 +11,8 @@ import sys
 import numpy as np
 import pytest
 
-from benchmark import embedded
-from benchmark.embedded import DEFAULT, EMBEDDED, install_command
+from benchmark.data import embedded
+from benchmark.data.embedded import DEFAULT, EMBEDDED, install_command
 from benchmark.errors import UsageError
 
 # name: (train size, test size, train count per class in label order, test count per class, fingerprint)

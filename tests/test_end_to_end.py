@@ -7,7 +7,7 @@ import pytest
 from conftest import write_csv
 
 from benchmark.cli import main
-from benchmark.data import load_task
+from benchmark.data.load import load_task
 
 pytestmark = pytest.mark.slow
 

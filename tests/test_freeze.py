@@ -5,9 +5,10 @@ import numpy as np
 import pytest
 from conftest import tiny_classifier
 
-from benchmark import registry, sampling
+from benchmark import registry
 from benchmark.budget import Budget
 from benchmark.context import Context
+from benchmark.data import sampling
 from benchmark.modeling import load_body, seed_everything
 from methods.finetune import FineTune
 from methods.freeze import Freeze

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from benchmark.cli import main
-from benchmark.runtime import resolve_device, resolve_precision
+from benchmark.grid.runtime import resolve_device, resolve_precision
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU; none on this machine")
 
@@ -38,7 +38,7 @@ def test_several_cells_share_one_gpu(tiny_csv, tiny_model, tmp_path):
     per core."""
     import os
 
-    from benchmark import runtime
+    from benchmark.grid import runtime
 
     expected = min(os.cpu_count() or 1, int(runtime.free_gpu_gib("cuda") // runtime.GPU_GIB_PER_JOB))
     if expected < 2:

@@ -11,8 +11,8 @@ import sys
 import pytest
 from conftest import ROOT, synthetic_rows, write_csv
 
-from benchmark import execute
 from benchmark.cli import main
+from benchmark.grid import execute
 
 
 def run(args, capsys):

@@ -6,9 +6,9 @@ import sys
 import pytest
 from conftest import ROOT, tiny_classifier
 
-from benchmark import sampling
 from benchmark.budget import Budget
 from benchmark.context import Context
+from benchmark.data import sampling
 from benchmark.modeling import load_body, seed_everything
 from methods.lora import LoRA
 

@@ -9,10 +9,10 @@ import pytest
 import torch
 from conftest import synthetic_rows
 
-from benchmark import cache
-from benchmark.cache import OneOffCache
 from benchmark.context import Context
-from benchmark.data import Split
+from benchmark.data.tasks import Split
+from benchmark.grid import cache
+from benchmark.grid.cache import OneOffCache
 from benchmark.modeling import Tokens, load_body, load_tokenizer
 from methods import mlm
 
@@ -159,7 +159,7 @@ def test_without_a_cache_dir_each_configuration_is_trained_once_per_process(tiny
 def test_concurrent_requests_for_one_key_train_once(tiny_spec, tmp_path, monkeypatch):
     """The second caller waits on the file lock while the first trains, then loads from disk. The first caller's
     training does not begin until the second has reached the lock: the overlap is certain, not timed."""
-    from benchmark import cache
+    from benchmark.grid import cache
 
     at_the_lock, training, calls = threading.Semaphore(0), threading.Event(), []
     real_exclusive, real_train = cache.exclusive, mlm.train_mlm

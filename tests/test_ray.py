@@ -12,11 +12,11 @@ from conftest import plan_of
 from test_reliability import Majority, comparable, records_of
 
 from benchmark.cli import main
-from benchmark.execute import CELL, Job
+from benchmark.grid.execute import CELL, Job
 
 ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'fewshot-bench[ray]'")
 
-from benchmark.ray_executor import MAX_RETRIES, RayCluster, cells_at_once, connect  # noqa: E402  (needs ray)
+from benchmark.grid.ray_executor import MAX_RETRIES, RayCluster, cells_at_once, connect  # noqa: E402  (needs ray)
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -8,8 +8,9 @@ import re
 import pytest
 from conftest import ROOT, plan_of
 
-from benchmark import execute, registry
+from benchmark import registry
 from benchmark.errors import UsageError
+from benchmark.grid import execute
 
 
 @contextlib.contextmanager

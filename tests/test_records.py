@@ -9,10 +9,11 @@ import pytest
 from conftest import ROOT, plan_of
 from test_store_and_leaderboard import record_json
 
-from benchmark import __version__, cli, provenance, registry
-from benchmark.plan import build_plan
+from benchmark import __version__, cli, registry
+from benchmark.grid import provenance
+from benchmark.grid.plan import build_plan
+from benchmark.grid.store import read_records
 from benchmark.record import SCHEMA_VERSION, Record, json_schema, json_schema_text
-from benchmark.store import read_records
 
 
 def run_records(folder):

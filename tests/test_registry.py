@@ -221,7 +221,7 @@ def test_numbers_must_be_written_in_ascii_digits(bounded):
 
 
 def test_run_json_names_the_versions_of_what_registered_methods_require(scratch):
-    from benchmark import provenance
+    from benchmark.grid import provenance
 
     @scratch("needs-yaml", requires=("yaml",))  # a module whose distribution has another name: PyYAML
     @dataclass

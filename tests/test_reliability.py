@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from benchmark import execute, registry
+from benchmark import registry
 from benchmark.cli import main
+from benchmark.grid import execute
+from benchmark.grid.store import RunFolder
 from benchmark.record import FitResult
-from benchmark.store import RunFolder
 from methods.finetune import FineTune
 
 
@@ -228,8 +229,9 @@ def test_revision_1_keeps_the_keys_written_before_revisions_were_counted():
     folders from before schema 2 (full, 8 per class, seed 0 on the embedded default)."""
     from benchmark import modeling
     from benchmark.budget import Budget
-    from benchmark.data import DatasetSource, load_source
-    from benchmark.plan import Plan, Settings
+    from benchmark.data.load import load_source
+    from benchmark.data.tasks import DatasetSource
+    from benchmark.grid.plan import Plan, Settings
 
     full = registry.resolve(["full"])[0]
     source = DatasetSource("rt-critics")
@@ -443,7 +445,8 @@ def test_auto_on_a_native_bf16_cpu_runs_each_method_in_the_precision_its_evidenc
 ):
     import torch
 
-    from benchmark import registry, runtime
+    from benchmark import registry
+    from benchmark.grid import runtime
 
     @dataclass
     class Shown(Majority):

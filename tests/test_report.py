@@ -14,9 +14,9 @@ from test_store_and_leaderboard import record, v1
 from benchmark import report
 from benchmark.cli import main
 from benchmark.errors import UsageError
+from benchmark.grid.store import RECORDS, TEST_LABELS
 from benchmark.leaderboard import Labels
 from benchmark.report import plots
-from benchmark.store import RECORDS, TEST_LABELS
 
 SUMMARY_FIELDS = {
     "mean", "std", "n", "ci_low", "ci_high", "delta_to_best", "delta_ci_low", "delta_ci_high", "p_raw", "p_adjusted",
@@ -332,7 +332,7 @@ def test_no_committed_verdict_contradicts_the_interval_beside_it(summary_file):
 
 
 def test_the_margin_is_a_config_key_and_report_reads_the_runs_own_from_run_json(tmp_path):
-    from benchmark import config
+    from benchmark.grid import config
 
     path = tmp_path / "run.toml"
     path.write_text("margin = 0.05\n")

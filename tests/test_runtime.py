@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from benchmark import runtime
+from benchmark.grid import runtime
 
 DEFAULT_JOBS = runtime.default_jobs  # conftest replaces it for other tests; the policy itself is tested here
 

@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from benchmark import sampling
 from benchmark.budget import ALL, Budget, parse_budgets
-from benchmark.data import Split, Task
+from benchmark.data import sampling
+from benchmark.data.tasks import Split, Task
 from benchmark.errors import UsageError
 
 

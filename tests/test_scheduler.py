@@ -5,13 +5,13 @@ threads for a job that nothing can run beside."""
 from dataclasses import dataclass
 
 from benchmark.budget import Budget
-from benchmark.data import DatasetSource
-from benchmark.execute import CELL, ONE_OFF
+from benchmark.data.tasks import DatasetSource
+from benchmark.grid.execute import CELL, ONE_OFF
+from benchmark.grid.plan import Cell, Settings
+from benchmark.grid.scheduler import GridState, next_cell
 from benchmark.modeling import ModelSpec
-from benchmark.plan import Cell, Settings
 from benchmark.record import Record
 from benchmark.registry import MethodSpec
-from benchmark.scheduler import GridState, next_cell
 
 SETTINGS = Settings(ModelSpec("m", "/nowhere", "mean", False, 32, "model-fp"))
 

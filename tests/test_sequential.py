@@ -12,9 +12,10 @@ import pytest
 from conftest import synthetic_rows, write_csv
 from test_calibration import NOISE, allowance, simulate
 
-from benchmark import sequential, stats
+from benchmark import stats
 from benchmark.cli import main
 from benchmark.errors import UsageError
+from benchmark.grid import sequential
 from benchmark.record import FitResult
 from benchmark.verdicts import INCONCLUSIVE, WORSE
 

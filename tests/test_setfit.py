@@ -13,9 +13,9 @@ pytest.importorskip("setfit")
 
 from conftest import ROOT  # noqa: E402
 
-from benchmark import sampling  # noqa: E402
 from benchmark.budget import Budget  # noqa: E402
 from benchmark.context import Context  # noqa: E402
+from benchmark.data import sampling  # noqa: E402
 from benchmark.registry import available  # noqa: E402
 from methods.setfit import length_grouped_batches, pair_count  # noqa: E402
 
@@ -307,7 +307,7 @@ def test_a_bf16_fit_follows_the_fp32_fit_step_by_step(tiny_spec):
     from conftest import synthetic_rows
     from sentence_transformers import SentenceTransformer
 
-    from benchmark.data import Split
+    from benchmark.data.tasks import Split
     from methods.setfit import SetFit
 
     def flat(model):

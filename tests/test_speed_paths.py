@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark import cache, modeling
-from benchmark.cache import OneOffCache
+from benchmark import modeling
 from benchmark.cli import main
 from benchmark.context import Context, FeatureStore
+from benchmark.grid import cache
+from benchmark.grid.cache import OneOffCache
 from benchmark.record import Record
 
 
@@ -182,8 +183,8 @@ def test_useful_flops_follow_the_model_whoever_calls_the_encoder(tiny_spec):
 def test_floor_counts_machine_time_and_one_off_work_once_and_the_time_outside_the_cells(tmp_path, capsys):
     from test_store_and_leaderboard import record_json
 
+    from benchmark.grid.store import RECORDS, RUN_INFO
     from benchmark.speed import floor_of
-    from benchmark.store import RECORDS, RUN_INFO
 
     one_off = {"one_off_flops": 6e12, "one_off_seconds": 90.0, "shared_seconds": 90.0}
     rows = [  # two cores: a 1-thread cell took half the machine, a 2-thread cell all of it
@@ -224,7 +225,7 @@ def test_floor_counts_machine_time_and_one_off_work_once_and_the_time_outside_th
 def test_speed_measures_bf16_by_default_only_where_the_cpu_does_it_natively(
     tiny_csv, tiny_model, tmp_path, monkeypatch
 ):
-    from benchmark import runtime
+    from benchmark.grid import runtime
 
     out = tmp_path / "speed.json"
     for native, measured in ((False, {"fp32"}), (True, {"fp32", "bf16"})):

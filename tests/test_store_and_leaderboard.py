@@ -5,8 +5,8 @@ from conftest import ROOT
 
 from benchmark import leaderboard, report
 from benchmark.errors import LockedError, UsageError
+from benchmark.grid.store import RunFolder, read_records
 from benchmark.record import SCHEMA_VERSION, Record, RecordError
-from benchmark.store import RunFolder, read_records
 
 
 def record_json(method, seed, score, shots=8, status="ok", params=None, **extra):

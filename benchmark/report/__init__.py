@@ -14,9 +14,9 @@ One module per concern: `analysis` (what every report is made from), `folder` (a
 `leaderboard_md`, `leaderboard_csv`, `leaderboard_tex`, `summary_json`, `plots`, `report_html`.
 
 What it may import: the layers below it (`benchmark.leaderboard`, `benchmark.stats`, `benchmark.verdicts`,
-`benchmark.record`, `benchmark.store`, `benchmark.sequential`'s design, an embedded dataset's labels); never the
-command line, the console or the runner, which call it. matplotlib and rich are imported only where a plot is
-drawn or a table printed.
+`benchmark.record`, `benchmark.grid.store`, `benchmark.grid.sequential`'s design, an embedded dataset's
+labels); never the command line, the console or the runner, which call it. matplotlib and rich are imported
+only where a plot is drawn or a table printed.
 """
 
 from benchmark.report.analysis import Analysis, analyse

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from benchmark import leaderboard
+from benchmark.grid.sequential import Design
 from benchmark.leaderboard import CrossDataset, Labels, Section
 from benchmark.record import Record
-from benchmark.sequential import Design
 from benchmark.verdicts import ALPHA, LEADERBOARD_MARGIN
 
 

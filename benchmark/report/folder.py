@@ -25,8 +25,8 @@ def of_folder(folder: Path, records: list[Record], metric: str, margin: float | 
     """The analysis of `records` of a run folder, with the test labels and unsupplied budgets kept beside them;
     the verdicts' margin is `margin`, else the run's own (run.json), else the default, and their level that of the
     run's sequential design, if it had one."""
-    from benchmark import sequential
-    from benchmark.store import read_run_info, read_test_labels
+    from benchmark.grid import sequential
+    from benchmark.grid.store import read_run_info, read_test_labels
 
     info = read_run_info(folder) or {}
     stored = read_test_labels(folder)
@@ -62,7 +62,7 @@ def _datasets_of(info: dict) -> list[dict]:
 
 def _embedded_labels(dataset: dict) -> Labels | None:
     """The test labels of an embedded dataset named in an older run.json, if it loads with that fingerprint."""
-    from benchmark.embedded import EMBEDDED
+    from benchmark.data.embedded import EMBEDDED
     from benchmark.errors import UsageError
 
     if dataset["name"] not in EMBEDDED:

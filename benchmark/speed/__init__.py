@@ -5,9 +5,9 @@ useful FLOP/s), `steps` (every registered method's own steps, through the regist
 Transformers recipe against the harness's fine-tuning on identical cells), `floor` (the useful work a finished
 grid did and the floor it needs at a peak), `command` (the flags, and what the command prints and writes).
 
-What it may import: the layers below it (`benchmark.modeling`, `benchmark.sampling`, `benchmark.data`,
-`benchmark.context`, `benchmark.flops`, `benchmark.cache`, `benchmark.execute`'s meter,
-`benchmark.registry`, `benchmark.store`, `benchmark.runtime`, `benchmark.console`); never the command line,
+What it may import: the layers below it (`benchmark.modeling`, `benchmark.data.sampling`, `benchmark.data.tasks`,
+`benchmark.context`, `benchmark.flops`, `benchmark.grid.cache`, `benchmark.grid.execute`'s meter,
+`benchmark.registry`, `benchmark.grid.store`, `benchmark.grid.runtime`, `benchmark.console`); never the command line,
 which calls `add_arguments`. It builds no method itself: the loop it times is the one every gradient method shares,
 the methods whose steps it measures come from the registry, and the plain recipe's counterpart is looked up
 there by name (`plain_recipe.COUNTERPART`). torch is imported only inside what measures.

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmark.data import Task
+from benchmark.data.tasks import Task
 from benchmark.errors import UsageError
 from benchmark.speed.floor import Floor, Part, floor_of
 from benchmark.speed.plain_recipe import compare_with_plain_recipe
@@ -63,13 +63,14 @@ def main(args) -> int:
 
     import torch
 
-    from benchmark import console, runtime
+    from benchmark import console
+    from benchmark.grid import runtime
 
     if args.precisions is None:
         args.precisions = "fp32,bf16" if runtime.cpu_has_native_bf16() else "fp32"
     if args.floor is not None:
         return print_floor(args.floor, args.peak, args.precisions.split(",")[0])
-    from benchmark.data import load_task
+    from benchmark.data.load import load_task
     from benchmark.modeling import resolve_model
 
     precisions = _checked_precisions(args)
@@ -171,7 +172,8 @@ def print_floor(folder: Path, peak: float | None, precision: str) -> int:
 
     import torch
 
-    from benchmark import console, runtime
+    from benchmark import console
+    from benchmark.grid import runtime
 
     info, records, floor = _read_floor(folder)
     if peak is None:
@@ -200,7 +202,7 @@ def _read_floor(folder: Path) -> tuple[dict, list, Floor]:
     import json
     import os
 
-    from benchmark.store import RUN_INFO, read_records
+    from benchmark.grid.store import RUN_INFO, read_records
 
     if not (folder / RUN_INFO).is_file():
         raise UsageError(f"--floor {folder}: not a run folder (no {RUN_INFO})")

@@ -13,10 +13,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmark import modeling, sampling
+from benchmark import modeling
 from benchmark.budget import Budget
 from benchmark.context import Context
-from benchmark.data import Task
+from benchmark.data import sampling
+from benchmark.data.tasks import Task
 
 COUNTERPART = "full"  # the registered method that runs what the plain recipe runs: every weight trains
 

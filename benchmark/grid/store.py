@@ -1,5 +1,5 @@
 """The run folder: records.jsonl (one record per finished cell, appended and fsynced as each cell ends),
-run.json (how each invocation was made, `benchmark.provenance`), errors.log (tracebacks of failed cells), the
+run.json (how each invocation was made, `benchmark.grid.provenance`), errors.log (tracebacks of failed cells), the
 reports, and a lock held while a run writes.
 
 Records are read as JSON only, never unpickled. A line that is not a record (torn by a kill, damaged, of an
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from benchmark.errors import LockedError, UsageError
-from benchmark.files import atomic_write_text
+from benchmark.grid.files import atomic_write_text
 from benchmark.record import Record, RecordError
 
 RECORDS = "records.jsonl"

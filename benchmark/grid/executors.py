@@ -1,11 +1,11 @@
 """Where jobs run. An executor takes a `Job` (plain configuration, never live objects) and gives back its
-result; the driver (`benchmark.runner`) decides what runs next and is the only writer of the run folder.
+result; the driver (`benchmark.grid.runner`) decides what runs next and is the only writer of the run folder.
 
 - `InProcess`: one job at a time in this process.
 - `LocalProcesses`: N worker processes on this machine, each with its own pipe, so a worker that dies (the
   kernel's out-of-memory killer) is known by name: its job is reported lost, the worker is replaced, and the
   other workers go on.
-A third, `benchmark.ray_executor.RayCluster`, runs jobs as tasks on a Ray cluster.
+A third, `benchmark.grid.ray_executor.RayCluster`, runs jobs as tasks on a Ray cluster.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from multiprocessing.connection import wait as wait_for
 from typing import Any, Protocol
 
 from benchmark import progress
-from benchmark.execute import Job
+from benchmark.grid.execute import Job
 
 
 @dataclass

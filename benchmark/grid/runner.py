@@ -11,11 +11,11 @@ import signal
 from collections.abc import Callable
 
 from benchmark.errors import Terminated
-from benchmark.execute import CELL, Job, has_one_off_work, new_record
-from benchmark.executors import Executor, Outcome, WorkerFault
-from benchmark.plan import Cell, Plan
+from benchmark.grid.execute import CELL, Job, has_one_off_work, new_record
+from benchmark.grid.executors import Executor, Outcome, WorkerFault
+from benchmark.grid.plan import Cell, Plan
+from benchmark.grid.scheduler import GridState
 from benchmark.record import Record
-from benchmark.scheduler import GridState
 
 OnRecord = Callable[[Record, "str | None"], None]
 OnOneOff = Callable[[Job, float], None]  # one-off work ended: its job (threads included) and its seconds

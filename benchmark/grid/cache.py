@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from benchmark.files import atomic_folder, exclusive
+from benchmark.grid.files import atomic_folder, exclusive
 
 T = TypeVar("T")
 COST = "cost.json"

@@ -16,13 +16,17 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import __version__, flops, modeling, provenance, sampling
-from benchmark.cache import OneOffCache, Use
+from benchmark import flops, modeling
 from benchmark.context import Context, FeatureStore
-from benchmark.data import Task, load_source
+from benchmark.data import sampling
+from benchmark.data.load import load_source
+from benchmark.data.tasks import Task
+from benchmark.grid import provenance
+from benchmark.grid.cache import OneOffCache, Use
+from benchmark.grid.plan import Cell, Settings
 from benchmark.metrics import classification_metrics
-from benchmark.plan import Cell, Settings
 from benchmark.record import FitResult, Record, sample_hash
+from benchmark.version import __version__
 
 CELL, ONE_OFF = "cell", "one-off"
 
@@ -290,7 +294,7 @@ class PeakMemory:
 
 def forget() -> None:
     """Drop what this process keeps between tasks (as a new process would start)."""
-    from benchmark import cache
+    from benchmark.grid import cache
 
     _features.clear()
     cache.clear_memory()

@@ -1,7 +1,7 @@
 """Tasks: a labelled train pool, a labelled test split and the label names, from any source.
 
-Sources, in the order `load_task` tries them:
-- an embedded dataset (``rt-critics``, the default, and the rest of the suite: `benchmark.embedded`);
+Sources, in the order `benchmark.data.load.load_task` tries them (the embedded suite there, the rest here):
+- an embedded dataset (``rt-critics``, the default, and the rest of the suite: `benchmark.data.embedded`);
 - a local file (CSV, TSV, JSONL, Parquet) or folder (``datasets.save_to_disk`` output, or a folder of data
   files that ``datasets.load_dataset`` reads the way it reads a Hub repository);
 - otherwise a Hub dataset name, through ``datasets.load_dataset``.
@@ -12,7 +12,6 @@ count), label ids in a stable order, and the deterministic split when no test sp
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 from collections.abc import Sequence
@@ -85,20 +84,9 @@ class DatasetSource:
         return cls(name, os.path.abspath(Path(test).expanduser()) if test else None, text_col, label_col)
 
 
-@functools.lru_cache(maxsize=16)
-def load_source(source: DatasetSource) -> Task:
-    """The task of `source`, loaded once per process."""
-    return load_task(source.name, source.test, source.text_col, source.label_col)
-
-
-def load_task(dataset: str, test: str | None = None, text_col: str | None = None, label_col: str | None = None) -> Task:
-    """Resolve NAME|PATH to a Task, or raise UsageError with a one-line reason."""
-    from benchmark.embedded import EMBEDDED
-
-    if dataset in EMBEDDED:
-        if test is not None:
-            raise UsageError(f"--test does not apply to the embedded dataset '{dataset}' (its split is fixed)")
-        return EMBEDDED[dataset].load()
+def read_task(dataset: str, test: str | None = None, text_col: str | None = None, label_col: str | None = None) -> Task:
+    """A task from a local file or folder, or from the Hub (not the embedded suite: `benchmark.data.load`), or
+    UsageError with a one-line reason."""
     path = Path(dataset).expanduser()
     if path.exists() or _looks_like_path(dataset):
         train_frame, test_frame, class_names = _read_local(path), None, None

@@ -181,7 +181,7 @@ def split_choice(cores: int, cache_dir: Path | None) -> int:
         if isinstance(ratio, bool) or not isinstance(ratio, (int, float)):
             raise ValueError(f"ratio {ratio!r}")
     except (OSError, ValueError, KeyError, TypeError):  # none yet, or damaged: measure (again)
-        from benchmark.files import atomic_write_text
+        from benchmark.grid.files import atomic_write_text
 
         facts = measure_split(cores)
         ratio = facts["ratio"]

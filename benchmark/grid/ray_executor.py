@@ -1,6 +1,6 @@
 """Jobs as Ray core tasks: each cell (or a method's one-off work) is one task declaring the CPUs and GPUs a cell
 needs. Ray places the tasks on the cluster's nodes and retries a task whose worker or node dies; the driver
-(`benchmark.runner`) still decides what runs next and writes every record. Ray is optional
+(`benchmark.grid.runner`) still decides what runs next and writes every record. Ray is optional
 (`pip install 'fewshot-bench[ray]'`), so it is imported only here, when a run asks for it. docs/cluster.md: a run
 on several machines, step by step.
 """
@@ -14,14 +14,14 @@ import os
 import sys
 
 from benchmark.errors import UsageError
-from benchmark.execute import Job
-from benchmark.executors import Outcome, WorkerFault
+from benchmark.grid.execute import Job
+from benchmark.grid.executors import Outcome, WorkerFault
 
 MAX_RETRIES = 2  # a task whose worker or node died runs at most this many times more; then its cell has failed
 
 
 class RayCluster:
-    """The `benchmark.executors.Executor` protocol on a Ray cluster: connects to `address` (else $RAY_ADDRESS; with
+    """The `benchmark.grid.executors.Executor` protocol on a Ray cluster: connects to `address` (else $RAY_ADDRESS; with
     neither, starts a local cluster for the run), or uses this process's connection if it already has one."""
 
     def __init__(self, address: str | None, cpus_per_cell: int, gpus_per_cell: float) -> None:

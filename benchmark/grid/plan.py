@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from benchmark.budget import Budget
-from benchmark.data import DatasetSource, Task
+from benchmark.data.tasks import DatasetSource, Task
 from benchmark.modeling import ModelSpec
 from benchmark.registry import MethodSpec
 
 if TYPE_CHECKING:
-    from benchmark.config import RunConfig
+    from benchmark.grid.config import RunConfig
 
 
 @dataclass(frozen=True)
@@ -130,11 +130,14 @@ class Plan:
 
 def build_plan(config: RunConfig) -> tuple[Plan, Path]:
     """Validate everything the configuration asks for and return (plan, run folder). Writes nothing."""
-    from benchmark import registry, runtime, sampling
-    from benchmark.data import check_overlap, load_source
+    from benchmark import registry
+    from benchmark.data import sampling
+    from benchmark.data.load import load_source
+    from benchmark.data.tasks import check_overlap
     from benchmark.errors import UsageError
+    from benchmark.grid import runtime
+    from benchmark.grid.store import RunFolder
     from benchmark.modeling import resolve_model
-    from benchmark.store import RunFolder
 
     specs = registry.resolve(config.methods)
     settings_from_file = registry.typed_overrides(config.settings, specs)
@@ -200,8 +203,8 @@ def ray_resources(config: RunConfig):
     the driver's machine (a cell that declares no GPU must not take one; its threads are the CPUs it declares)."""
     import importlib.util
 
-    from benchmark import runtime
     from benchmark.errors import UsageError
+    from benchmark.grid import runtime
 
     if importlib.util.find_spec("ray") is None:
         raise UsageError("--executor ray needs Ray: pip install 'fewshot-bench[ray]'")

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from benchmark.budget import Budget
-from benchmark.data import Split, Task
+from benchmark.data.tasks import Split, Task
 from benchmark.errors import UsageError
 
 

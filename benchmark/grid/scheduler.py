@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmark.execute import CELL, ONE_OFF, Job
-from benchmark.plan import Cell
+from benchmark.grid.execute import CELL, ONE_OFF, Job
+from benchmark.grid.plan import Cell
 
 
 def one_off_key(cell: Cell) -> tuple[str, str]:

@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from benchmark.plan import Plan
-from benchmark.runtime import cpu_name
+from benchmark.grid.plan import Plan
+from benchmark.grid.runtime import cpu_name
 from benchmark.version import __version__
 
 # the harness's own libraries, the embedded model's and datasets' wheels, Ray; methods add what they require

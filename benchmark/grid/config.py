@@ -207,14 +207,14 @@ def choices(name: str) -> tuple[str, ...]:
 
 def seeds_auto(value: str, where: str = "--seeds") -> dict[str, Any]:
     """The fields of --seeds auto[:START-CAP]: the first look's seeds and the design."""
-    from benchmark.sequential import parse
+    from benchmark.grid.sequential import parse
 
     design = parse(value, where, MAX_SEEDS)
     return {"seeds": design.start, "seeds_auto": (design.start, design.cap)}
 
 
 def suite(name: str, where: str = "--suite") -> list[str]:
-    from benchmark.embedded import EMBEDDED
+    from benchmark.data.embedded import EMBEDDED
 
     if name != "embedded":
         raise UsageError(f"{where}: unknown suite {name!r} (known: embedded)")
