@@ -18,8 +18,9 @@ from benchmark.budget import Budget
 from benchmark.context import Context
 from benchmark.data import sampling
 from benchmark.data.tasks import Task
+from benchmark.speed.throughput import FULL_FINE_TUNING
 
-COUNTERPART = "full"  # the registered method that runs what the plain recipe runs: every weight trains
+COUNTERPART = FULL_FINE_TUNING  # the registered method that runs what the plain recipe runs: every weight trains
 
 
 def compare_with_plain_recipe(
