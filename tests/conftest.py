@@ -3,13 +3,29 @@ sentence-transformers folder, and small synthetic datasets. Everything here is o
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmark.testing import build_tiny_model, synthetic_rows, write_csv  # noqa: F401  (tests import them from here)
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Majority:
+    """A method that predicts the majority label of its sample (the base of the tests' throwaway methods)."""
+
+    def fit(self, train, ctx):
+        from benchmark.record import FitResult
+
+        self.label = int(np.bincount(train.labels).argmax())
+        return FitResult(1, 1)
+
+    def predict(self, texts):
+        return np.full(len(texts), self.label)
 
 
 def tiny_classifier(model_type: str):

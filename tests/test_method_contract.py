@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, Majority
 
 from benchmark import check_method, registry
 from benchmark.checks import MethodContractError
@@ -53,18 +53,6 @@ def test_readme_example_method_passes_the_check(tmp_path, monkeypatch):
     finally:
         registry.unregister("centroid")
     assert record.ok and record.trainable_params > 0
-
-
-@dataclass
-class Majority:
-    """Predicts the majority label."""
-
-    def fit(self, train, ctx):
-        self.label = int(np.bincount(train.labels).argmax())
-        return FitResult(1, 1)
-
-    def predict(self, texts):
-        return np.full(len(texts), self.label)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT
+from conftest import ROOT, Majority
 
 from benchmark import registry
 from benchmark.cli import main
@@ -54,18 +54,6 @@ class FailsOnSeedOne:
     def fit(self, train, ctx):
         if ctx.seed == 1:
             raise RuntimeError("deliberate failure on seed 1")
-        self.label = int(np.bincount(train.labels).argmax())
-        return FitResult(1, 1)
-
-    def predict(self, texts):
-        return np.full(len(texts), self.label)
-
-
-@dataclass
-class Majority:
-    """Predicts the majority label of its sample."""
-
-    def fit(self, train, ctx):
         self.label = int(np.bincount(train.labels).argmax())
         return FitResult(1, 1)
 
@@ -456,14 +444,16 @@ def test_auto_on_a_native_bf16_cpu_runs_each_method_in_the_precision_its_evidenc
     try:
         monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: {"avx512_bf16": True})
         monkeypatch.setattr(runtime, "bf16_is_faster", lambda: True)
-        assert main(args + ["--methods", "shown,full", "--seeds", "1", "--precision", "auto", "--device", "cpu"]) == 0
+        # full has evidence at its defaults only; logreg has none
+        grid = ["--methods", "shown,full,logreg", "--set", "full.lr=0.0001", "--seeds", "1", "--precision", "auto"]
+        assert main(args + grid + ["--device", "cpu"]) == 0
     finally:
         registry.unregister("shown")
-    assert "cpu bf16 (shown) / fp32 (full)" in capsys.readouterr().out
+    assert "cpu bf16 (shown) / fp32 (full, logreg)" in capsys.readouterr().out
     precisions = {(r["method"], r["precision"]) for r in records_of(tmp_path / "run")}
-    assert precisions == {("shown", "bf16"), ("full", "fp32")}
+    assert precisions == {("shown", "bf16"), ("full", "fp32"), ("logreg", "fp32")}
     info = json.loads((tmp_path / "run" / "run.json").read_text())
-    assert info["method_precisions"] == {"shown": "bf16", "full": "fp32"}
+    assert info["method_precisions"] == {"shown": "bf16", "full": "fp32", "logreg": "fp32"}
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs two cores to have a spare one")
