@@ -80,21 +80,33 @@ class ConsoleDisplay(Display):
 
 
 class _GridLines(GridDisplay):
-    """While a grid runs: the bar of cells, a line per running job under it, a result line per record."""
+    """While a grid runs: the bar of cells, a line under it for each running job (what it is, what it is doing, how
+    far it has got), a result line per record."""
 
     def __init__(self, progress, cells: int, with_dataset: bool, metric: str) -> None:
         self._progress, self._metric, self._with_dataset = progress, metric, with_dataset
         self._bar = progress.add_task("cells", total=cells)
-        self._jobs = JobLines(progress, with_dataset)
+        self._lines: dict[int, object] = {}
+
+    def _name(self, job) -> str:
+        cell = job.cell
+        if job.kind == "one-off":
+            return f"one-off work for {cell.method.name} on {cell.dataset}"
+        where = f"{cell.dataset} · " if self._with_dataset else ""
+        return f"{where}{cell.method.name} · {cell.budget.label} · seed {cell.seed}"
 
     def started(self, job) -> None:
-        self._jobs.started(job)
+        self._lines[id(job)] = self._progress.add_task(f"  {self._name(job)}", total=None, start=True)
 
     def progressed(self, job, what: str, done: int, total: int) -> None:
-        self._jobs.progressed(job, what, done, total)
+        line = self._lines.get(id(job))
+        if line is not None:
+            self._progress.update(line, description=f"  {self._name(job)}: {what}", completed=done, total=total)
 
     def ended(self, job) -> None:
-        self._jobs.ended(job)
+        line = self._lines.pop(id(job), None)
+        if line is not None:
+            self._progress.remove_task(line)
 
     def record(self, record: Record) -> None:
         stdout().print(cell_line(record, self._metric, self._with_dataset))
@@ -157,33 +169,6 @@ def precision_label(plan) -> str:
     if len(by_precision) == 1:
         return next(iter(by_precision))
     return " / ".join(f"{precision} ({', '.join(names)})" for precision, names in sorted(by_precision.items()))
-
-
-class JobLines:
-    """A line under the bar for each running job: what it is, what it is doing, how far it has got."""
-
-    def __init__(self, progress, with_dataset: bool) -> None:
-        self._progress, self._with_dataset, self._lines = progress, with_dataset, {}
-
-    def _name(self, job) -> str:
-        cell = job.cell
-        if job.kind == "one-off":
-            return f"one-off work for {cell.method.name} on {cell.dataset}"
-        where = f"{cell.dataset} · " if self._with_dataset else ""
-        return f"{where}{cell.method.name} · {cell.budget.label} · seed {cell.seed}"
-
-    def started(self, job) -> None:
-        self._lines[id(job)] = self._progress.add_task(f"  {self._name(job)}", total=None, start=True)
-
-    def progressed(self, job, what: str, done: int, total: int) -> None:
-        line = self._lines.get(id(job))
-        if line is not None:
-            self._progress.update(line, description=f"  {self._name(job)}: {what}", completed=done, total=total)
-
-    def ended(self, job) -> None:
-        line = self._lines.pop(id(job), None)
-        if line is not None:
-            self._progress.remove_task(line)
 
 
 def _progress():
