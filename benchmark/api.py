@@ -85,9 +85,6 @@ def _grid(config: RunConfig, display: Display, blocks=None, reports: bool = True
         _warn_unavailable(plan, display)
         for line in folder.notes:
             display.note(line)
-        info = provenance.run_info(plan, out, config.summary())
-        folder.write_run_info(info)
-        folder.write_test_labels(plan.tasks.values())
         existing = read_records(out)
         for line in existing.notes(out / "records.jsonl"):
             display.note(line)
@@ -96,8 +93,9 @@ def _grid(config: RunConfig, display: Display, blocks=None, reports: bool = True
         sized = plan.sized_for(len(todo))  # fewer cells than workers: fewer workers, each with more threads
         if sized is not plan:
             plan, todo = sized, [c for c in sized.cells if c.key in {cell.key for cell in todo}]
-            info = provenance.run_info(plan, out, config.summary())
-            folder.write_run_info(info, amend=True)
+        info = provenance.run_info(plan, out, config.summary())
+        folder.write_run_info(info)
+        folder.write_test_labels(plan.tasks.values())
         display.plan(plan, out, len(plan.cells) - len(todo))
         started = time.perf_counter()
         stopped, one_offs = _drive(plan, todo, folder, config, display)
